@@ -26,8 +26,11 @@ test: install         ## every test, doctest and notebook (quick profile)
 notebooks: install    ## execute every notebook headless, write executed copies + HTML under build/notebooks
 	DLHW_PROFILE=$${DLHW_PROFILE:-quick} $(PY) -m common.notebooks --out build/notebooks
 
-bench: install
+bench: install        ## every benchmark (about an hour on 2 CPU cores; see README "Measured")
 	$(PY) benchmarks/bench_batches.py
+	$(PY) benchmarks/bench_hpo.py
+	$(PY) benchmarks/bench_clip.py
+	$(PY) benchmarks/bench_lora_merge.py --clock cpu --threads 1
 
 clean:
 	rm -rf build .pytest_cache

@@ -1,0 +1,310 @@
+"""Optuna TPE with per-epoch pruning, in real storage, resumable and shared by worker processes/machines.
+
+Methods (one study each, named ``<study-name>-<method>``):
+
+- ``optuna``: TPE + ``MedianPruner`` (stop a trial whose accuracy at epoch t is below the median of earlier
+  trials at epoch t);
+- ``optuna-hyperband``: TPE + ``HyperbandPruner`` (successive halving over several brackets);
+- ``tpe``: TPE without pruning, the ablation that shows what pruning saves.
+
+Each epoch the objective calls ``trial.report(val_acc, epoch)`` and ``trial.should_prune()``.
+
+Budget in storage: a trial records ``epoch_cap`` (its reservation) when it starts and an ``outcome``
+(status, epochs trained, test accuracy...) when it ends. A new trial may train
+``min(max_epochs, budget - finished epochs - caps of running trials numbered before it)``; trials are
+numbered by the storage, so concurrent workers on any number of machines never overrun the budget together.
+A diverged trial (NaN loss) is stored as ``FAIL`` with its epochs charged; the study goes on.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import time
+import warnings
+from dataclasses import asdict, dataclass
+from typing import Sequence
+
+import optuna
+import torch
+from optuna.trial import TrialState
+
+from .objective import STATUSES, DataSpec, Objective
+from .records import MethodResult, TrialRecord
+from .runner import epoch_bar
+from .space import SEARCH_SPACE, Param
+from .storage import open_storage, reap_dead_trials, worker_id
+
+PRUNERS = {"optuna": "median", "optuna-hyperband": "hyperband", "tpe": "none"}
+POLL_S = 0.5
+
+
+class StudyMismatchError(ValueError):
+    """The named study exists in the storage but was made with other settings."""
+
+
+@dataclass(frozen=True)
+class OptunaSettings:
+    """Sampler and pruner settings, sized for budgets of ~30 full trials."""
+
+    tpe_startup_trials: int = 6  # random proposals before TPE models the history
+    median_startup_trials: int = 3  # complete trials before the median pruner may prune
+    median_warmup_epochs: int = 1  # epochs are reported as steps 1, 2, ...: pruning may start after epoch 1
+    hyperband_reduction: int = 3
+
+
+def make_pruner(method: str, max_epochs: int, settings: OptunaSettings) -> optuna.pruners.BasePruner:
+    kind = PRUNERS[method]
+    if kind == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=settings.median_startup_trials,
+                                           n_warmup_steps=settings.median_warmup_epochs)
+    if kind == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max_epochs,
+                                              reduction_factor=settings.hyperband_reduction)
+    return optuna.pruners.NopPruner()
+
+
+def make_sampler(seed: int, settings: OptunaSettings) -> optuna.samplers.TPESampler:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=settings.tpe_startup_trials,
+                                          multivariate=True, constant_liar=True)
+
+
+def study_identity(method: str, max_epochs: int, seed: int, data: DataSpec | str) -> dict:
+    """What makes two runs of a study the same experiment (not the data path: machines sharing a study
+    may mount the data in different places)."""
+    described = {k: v for k, v in asdict(data).items() if k != "root"} if isinstance(data, DataSpec) else data
+    return {"method": method, "max_epochs": max_epochs, "seed": seed, "data": described}
+
+
+def check_study(storage, study_name: str, identity: dict) -> None:
+    """Raise :class:`StudyMismatchError` if ``study_name`` exists in ``storage`` with another identity."""
+    if study_name not in optuna.study.get_all_study_names(storage):
+        return
+    stored = optuna.load_study(study_name=study_name, storage=storage).user_attrs.get("identity")
+    if stored is not None and stored != identity:
+        raise StudyMismatchError(f"study {study_name!r} in the storage was made with other settings "
+                                 f"({stored}); use another --study-name or the same flags.")
+
+
+def open_study(method: str, storage, study_name: str, *, seed: int, max_epochs: int, identity: dict,
+               settings: OptunaSettings = OptunaSettings(), worker_index: int = 0) -> optuna.Study:
+    """Create or load the study; its sampler is seeded from ``seed``, the worker and the trials so far
+    (a resumed or parallel worker must not replay the same random proposals)."""
+    study = optuna.create_study(study_name=study_name, storage=storage, direction="maximize",
+                                load_if_exists=True)
+    stored = study.user_attrs.get("identity")
+    if stored is None:
+        study.set_user_attr("identity", identity)
+    elif stored != identity:
+        raise StudyMismatchError(f"study {study_name!r} in the storage was made with other settings "
+                                 f"({stored}); use another --study-name or the same flags.")
+    n_before = len(study.get_trials(deepcopy=False))
+    study.sampler = make_sampler(seed + 7919 * n_before + 104729 * worker_index, settings)
+    study.pruner = make_pruner(method, max_epochs, settings)
+    return study
+
+
+def outcome_of(trial: optuna.trial.FrozenTrial) -> dict:
+    """The ``outcome`` user attribute a trial writes when it ends (empty while running or if killed)."""
+    return trial.user_attrs.get("outcome") or {}
+
+
+def charged_epochs(trial: optuna.trial.FrozenTrial) -> int:
+    """Epochs a finished trial cost: complete/pruned, or FAIL by divergence; a killed trial costs 0."""
+    outcome = outcome_of(trial)
+    if trial.state in (TrialState.COMPLETE, TrialState.PRUNED) or (
+            trial.state == TrialState.FAIL and outcome.get("status") == "diverged"):
+        return int(outcome.get("epochs", 0))
+    return 0
+
+
+def reservation(trial: optuna.trial.FrozenTrial, max_epochs: int) -> int:
+    """Epochs a running trial may still use: its ``epoch_cap``; ``max_epochs`` while a live worker has not
+    written it yet; 0 for a trial no worker ever claimed (killed at birth; reaped later)."""
+    if "worker" not in trial.user_attrs:
+        return 0
+    return int(trial.user_attrs.get("epoch_cap", max_epochs))
+
+
+def epochs_used(trials: Sequence[optuna.trial.FrozenTrial], max_epochs: int,
+                before: int | None = None) -> int:
+    """Finished epochs plus reservations of running trials (only those numbered below ``before``)."""
+    used = 0
+    for t in trials:
+        if t.state == TrialState.RUNNING:
+            if before is None or t.number < before:
+                used += reservation(t, max_epochs)
+        else:
+            used += charged_epochs(t)
+    return used
+
+
+def epochs_done(trials: Sequence[optuna.trial.FrozenTrial]) -> int:
+    """Epochs trained so far, running trials included (progress display)."""
+    return sum(charged_epochs(t) if t.state != TrialState.RUNNING else len(t.intermediate_values)
+               for t in trials)
+
+
+def make_objective(study: optuna.Study, objective: Objective, budget_epochs: int,
+                   space: Sequence[Param] = SEARCH_SPACE, bar=None):
+    """The ``trial -> val_acc`` function handed to ``study.optimize``."""
+
+    def optuna_objective(trial: optuna.Trial) -> float:
+        trial.set_user_attr("worker", worker_id())
+        config = {p.name: p.suggest(trial) for p in space}
+        used = epochs_used(study.get_trials(deepcopy=False), objective.max_epochs, before=trial.number)
+        cap = min(objective.max_epochs, budget_epochs - used)
+        trial.set_user_attr("epoch_cap", max(cap, 0))
+        if cap <= 0:  # only when parallel workers raced for the last epochs
+            trial.set_user_attr("outcome", {"status": "skipped", "epochs": 0})
+            raise optuna.TrialPruned("epoch budget exhausted")
+
+        def on_epoch(epoch: int, val_acc: float) -> bool:
+            trial.report(val_acc, epoch)
+            if bar is not None:
+                bar.update(1)
+            return epoch < cap and trial.should_prune()  # after the last epoch there is nothing to save
+
+        outcome = objective(config, max_epochs=cap, on_epoch=on_epoch)
+        # one write for the whole outcome (every storage write is a commit)
+        trial.set_user_attr("outcome", {key: getattr(outcome, key) for key in
+                                        ("status", "epochs", "test_acc", "best_epoch", "seconds", "error")})
+        if outcome.status == "diverged":
+            if bar is not None:
+                bar.update(1)
+            return float("nan")  # Optuna stores the trial as FAIL (one log line, no traceback)
+        if outcome.status == "pruned":
+            raise optuna.TrialPruned(f"pruned after epoch {outcome.epochs}")
+        return outcome.val_acc
+
+    return optuna_objective
+
+
+def run_worker(study: optuna.Study, objective: Objective, budget_epochs: int,
+               space: Sequence[Param] = SEARCH_SPACE, bar=None) -> None:
+    """Run trials one at a time until the study's epoch budget is spent (waiting for running trials)."""
+    fn = make_objective(study, objective, budget_epochs, space, bar)
+    while True:
+        reap_dead_trials(study)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(study)  # no-op unless the storage has a heartbeat
+        trials = study.get_trials(deepcopy=False)
+        if epochs_used(trials, objective.max_epochs) >= budget_epochs:
+            if any(t.state == TrialState.RUNNING and reservation(t, objective.max_epochs) for t in trials):
+                time.sleep(POLL_S)  # their reservations may come back unused
+                continue
+            return
+        study.optimize(fn, n_trials=1)
+
+
+@dataclass(frozen=True)
+class WorkerJob:
+    """Everything a spawned worker process needs (picklable)."""
+
+    method: str
+    storage_url: str
+    study_name: str
+    data: DataSpec
+    max_epochs: int
+    seed: int
+    budget_epochs: int
+    identity: dict
+    settings: OptunaSettings
+    worker_index: int
+    device: str | None = None
+    threads: int = 1
+
+
+def worker_main(job: WorkerJob) -> None:
+    """Entry point of one worker process: load the data, open the study, run trials."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    torch.set_num_threads(job.threads)
+    objective = Objective(job.data.load(), job.max_epochs, seed=job.seed, device=job.device)
+    study = open_study(job.method, open_storage(job.storage_url), job.study_name, seed=job.seed,
+                       max_epochs=job.max_epochs, identity=job.identity, settings=job.settings,
+                       worker_index=job.worker_index)
+    run_worker(study, objective, job.budget_epochs)
+
+
+def study_result(method: str, study: optuna.Study, budget_epochs: int, wall_seconds: float = 0.0,
+                 **extra) -> MethodResult:
+    """The study's finished trials as a :class:`MethodResult` (in completion order)."""
+    records = []
+    for t in study.get_trials(deepcopy=False):
+        outcome = outcome_of(t)
+        status = outcome.get("status")
+        if t.state == TrialState.RUNNING or status not in STATUSES or charged_epochs(t) == 0:
+            continue  # running, killed (re-queued) or skipped
+        curve = tuple(t.intermediate_values[k] for k in sorted(t.intermediate_values))
+        val_acc = t.value if t.state == TrialState.COMPLETE else (
+            max(curve) if status == "pruned" and curve else None)  # diverged: no score, as in TrialOutcome
+        finished = t.datetime_complete.timestamp() if t.datetime_complete else 0.0
+        records.append(TrialRecord(method, t.number, dict(t.params), status, charged_epochs(t), val_acc,
+                                   outcome.get("test_acc"), outcome.get("best_epoch"),
+                                   float(outcome.get("seconds", 0.0)), curve, finished,
+                                   outcome.get("error", "")))
+    records.sort(key=lambda r: (r.finished, r.number))
+    return MethodResult(method, records, budget_epochs, wall_seconds,
+                        {"study_name": study.study_name, "pruner": PRUNERS.get(method), **extra})
+
+
+def optuna_search(objective: Objective, budget_epochs: int, *, method: str = "optuna",
+                  storage: str | None = None, study_name: str | None = None, seed: int = 0, workers: int = 1,
+                  data: DataSpec | None = None, settings: OptunaSettings = OptunaSettings(),
+                  progress: bool | None = None, space: Sequence[Param] = SEARCH_SPACE) -> MethodResult:
+    """Run (or resume) the ``method`` study until ``budget_epochs`` epochs are consumed.
+
+    ``storage`` is a URL (see :mod:`hw7_hpo.storage`; ``None`` keeps the study in memory, one worker only).
+    ``workers > 1`` spawns that many processes, each loading ``data`` and running trials against the storage.
+    """
+    if method not in PRUNERS:
+        raise ValueError(f"unknown Optuna method {method!r}; choose one of {', '.join(PRUNERS)}.")
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    if workers > 1 and (storage is None or data is None):
+        raise ValueError("workers > 1 needs a storage URL and a DataSpec (each worker loads its own data).")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study_name = study_name or f"hpo-{method}"
+    identity = study_identity(method, objective.max_epochs, objective.seed,
+                              data if data is not None else objective.splits.summary())
+    tic = time.perf_counter()
+    backend = open_storage(storage) if storage is not None else optuna.storages.InMemoryStorage()
+    study = open_study(method, backend, study_name, seed=seed, max_epochs=objective.max_epochs,
+                       identity=identity, settings=settings)
+    bar = epoch_bar(method, budget_epochs, epochs_done(study.get_trials(deepcopy=False)), progress)
+    try:
+        if workers == 1:
+            run_worker(study, objective, budget_epochs, space, bar)
+        else:
+            _run_processes(study, objective, budget_epochs, method, storage, study_name, seed, workers, data,
+                           identity, settings, bar)
+    finally:
+        bar.close()
+    return study_result(method, study, budget_epochs, time.perf_counter() - tic, storage=storage,
+                        workers=workers, settings=settings.__dict__)
+
+
+def _run_processes(study, objective, budget_epochs, method, storage, study_name, seed, workers, data,
+                   identity, settings, bar) -> None:
+    """Spawn ``workers`` processes on the storage and show their joint progress until all exit."""
+    threads = max(1, torch.get_num_threads() // workers)
+    device = str(objective.device) if objective.device is not None else None
+    ctx = multiprocessing.get_context("spawn")  # fork would copy torch's thread pools and locks
+    jobs = [WorkerJob(method, storage, study_name, data, objective.max_epochs, seed, budget_epochs, identity,
+                      settings, i, device, threads) for i in range(workers)]
+    procs = [ctx.Process(target=worker_main, args=(job,), daemon=True) for job in jobs]
+    for p in procs:
+        p.start()
+    try:
+        while any(p.is_alive() for p in procs):
+            time.sleep(POLL_S)
+            bar.n = min(epochs_done(study.get_trials(deepcopy=False)), bar.total)
+            bar.refresh()
+    finally:
+        for p in procs:
+            p.join()
+    failed = [p.exitcode for p in procs if p.exitcode != 0]
+    if failed:
+        raise RuntimeError(f"{len(failed)} of {workers} Optuna workers failed (exit codes {failed}); "
+                           f"see their messages above. Completed trials are kept in the storage.")

@@ -1,0 +1,177 @@
+"""The main job's CLI: a small real run and its outputs, resume after SIGKILL, and bad input (one line,
+exit code 2, nothing written)."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+
+from hw7_hpo.run import RunConfig, main, parse_args
+from hw7_hpo.storage import open_storage
+
+REPO = Path(__file__).resolve().parents[2]
+TINY = ["--limit-train", "300", "--epochs-per-trial", "2", "--no-progress"]
+
+
+def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
+    code = main(args)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_defaults_are_the_documented_main_job():
+    cfg = parse_args([])
+    assert cfg == RunConfig(progress=None)
+    assert cfg.dataset == "digits" and cfg.methods == ("grid", "random", "optuna", "ga")
+    assert cfg.out_dir == Path("runs/hpo-digits-seed0")
+    assert cfg.storage_url == f"sqlite:///{Path('runs/hpo-digits-seed0').resolve() / 'optuna.db'}"
+
+
+def test_small_run_writes_summary_results_and_plots_then_resumes(tmp_path, capsys):
+    out = tmp_path / "run"
+    args = ["--out", str(out), "--budget-epochs", "8", *TINY]
+    code, stdout, _ = run_cli(args, capsys)
+    assert code == 0
+    for name in ("summary.md", "results.json", "best_so_far.png", "optuna_history-optuna.png", "run.json",
+                 "baseline.json", "optuna.db", "trials/grid.jsonl", "trials/random.jsonl", "trials/ga.jsonl"):
+        assert (out / name).is_file(), name
+    results = json.loads((out / "results.json").read_text())
+    assert set(results["methods"]) == {"grid", "random", "optuna", "ga"}
+    for m in ("random", "optuna", "ga"):
+        assert results["methods"][m]["epochs"] == 8
+    assert results["methods"]["grid"]["epochs"] == 8  # 4 grid points of 2 epochs
+    summary = (out / "summary.md").read_text()
+    for m in ("| grid |", "| random |", "| optuna |", "| ga |", "| baseline |"):
+        assert m in summary
+    assert "| method | best val acc |" in stdout
+
+    code, _, _ = run_cli(args, capsys)  # rerun: everything is resumed, nothing retrained
+    assert code == 0
+    again = json.loads((out / "results.json").read_text())
+    for m in ("grid", "random", "optuna", "ga"):
+        assert again["methods"][m]["trials"] == results["methods"][m]["trials"]
+
+
+def _finished_optuna_trials(url: str, study: str) -> list:
+    try:
+        trials = optuna.load_study(study_name=study, storage=open_storage(url)).get_trials(deepcopy=False)
+    except KeyError:  # study not created yet
+        return []
+    return [t for t in trials if t.state.is_finished()]
+
+
+def _count_finished_readonly(db: Path, study: str) -> int:
+    """Finished trials of ``study``, read with plain sqlite3 in read-only mode: opening the file through
+    Optuna while the job creates its schema would race it (both would run CREATE TABLE)."""
+    if not db.exists():
+        return 0
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as con:
+            row = con.execute("SELECT count(*) FROM trials JOIN studies USING (study_id) "
+                              "WHERE studies.study_name = ? AND trials.state != 'RUNNING'", (study,)).fetchone()
+        return int(row[0])
+    except sqlite3.OperationalError:  # schema not there yet, or locked for a moment
+        return 0
+
+
+@pytest.mark.slow
+def test_kill_mid_study_then_rerun_keeps_every_completed_trial(tmp_path):
+    out = tmp_path / "killed"
+    budget = 60
+    cmd = [sys.executable, "-m", "hw7_hpo.run", "--out", str(out), "--methods", "random,optuna",
+           "--budget-epochs", str(budget), *TINY]
+    url, study = f"sqlite:///{out.resolve() / 'optuna.db'}", "hpo-digits-seed0-optuna"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 240
+    before = []
+    while time.time() < deadline and proc.poll() is None:
+        if _count_finished_readonly(out / "optuna.db", study) >= 3:
+            break
+        time.sleep(0.1)
+    assert proc.poll() is None, f"the run ended before it could be killed: {proc.communicate()[1][-2000:]}"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    before = _finished_optuna_trials(url, study)  # what the storage held at the moment of the kill
+    random_before = (out / "trials" / "random.jsonl").read_text().splitlines()
+    assert len(before) >= 3 and len(random_before) >= 1
+
+    done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    after = {t.number: t for t in _finished_optuna_trials(url, study)}
+    for t in before:  # every trial finished before the kill is still there, unchanged
+        kept = after[t.number]
+        assert kept.state == t.state and kept.intermediate_values == t.intermediate_values
+    assert (out / "trials" / "random.jsonl").read_text().splitlines()[:len(random_before)] == random_before
+    results = json.loads((out / "results.json").read_text())
+    assert results["methods"]["optuna"]["epochs"] == budget  # the killed trial was not charged
+    assert results["methods"]["random"]["epochs"] == budget
+    killed = [t for t in after.values()
+              if t.state == optuna.trial.TrialState.FAIL and "outcome" not in t.user_attrs]
+    assert len(killed) <= 1  # the trial in flight at the kill (if any) is failed...
+    for dead in killed:  # ...and, if it had drawn its config, that config is run again
+        retries = [t for t in after.values() if t.user_attrs.get("retry_of") == dead.number]
+        assert len(retries) == (1 if dead.params else 0)
+        assert all(t.params == dead.params for t in retries)
+
+
+def _assert_refused(args: list[str], capsys, *needles: str) -> str:
+    code, stdout, stderr = run_cli(args, capsys)
+    assert code == 2
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    return lines[0]
+
+
+@pytest.mark.parametrize("args, needles", [
+    (["--dataset", "imagenet"], ["unknown dataset", "--dataset", "digits"]),
+    (["--methods", "grid,bayes"], ["bayes", "--methods", "optuna"]),
+    (["--methods", ","], ["--methods"]),
+    (["--budget-epochs", "0"], ["--budget-epochs", "positive"]),
+    (["--budget-epochs", "-10"], ["--budget-epochs", "positive"]),
+    (["--budget-epochs", "ten"], ["--budget-epochs", "invalid int"]),
+    (["--workers", "0"], ["--workers"]),
+    (["--storage", "postgresql://hpo@127.0.0.1:1/none"], ["cannot reach storage", "--storage"]),
+    (["--storage", "sqlite:////nonexistent-folder-hpo/x.db"], ["does not exist", "--storage"]),
+    (["--storage", "redis://localhost"], ["unknown scheme", "sqlite:///"]),
+])
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(args, needles, tmp_path, capsys):
+    out = tmp_path / "never"
+    _assert_refused(["--out", str(out), *args], capsys, *needles)
+    assert not out.exists()
+
+
+def test_missing_data_root_names_the_fix(tmp_path, capsys, monkeypatch):
+    out = tmp_path / "never"
+    monkeypatch.setenv("DLHW_DATA", str(tmp_path / "empty"))
+    (tmp_path / "empty").mkdir()
+    _assert_refused(["--out", str(out), "--dataset", "mnist"], capsys, "MNIST", "DLHW_DATA")
+    monkeypatch.delenv("DLHW_DATA")
+    _assert_refused(["--out", str(out), "--dataset", "fashion_mnist"], capsys, "DLHW_DATA")
+    assert not out.exists()
+
+
+def test_rerun_with_other_settings_is_refused_and_leaves_the_folder_alone(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["--out", str(out), "--methods", "random", "--budget-epochs", "4", *TINY]) == 0
+    before = sorted(p.name for p in out.iterdir())
+    _assert_refused(["--out", str(out), "--methods", "random", "--budget-epochs", "4", "--seed", "1", *TINY],
+                    capsys, "other settings", "--out")
+    assert sorted(p.name for p in out.iterdir()) == before
+
+
+def test_help_exits_cleanly(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--help"])
+    assert exc.value.code == 0
+    assert "--budget-epochs" in capsys.readouterr().out

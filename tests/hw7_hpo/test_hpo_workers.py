@@ -1,0 +1,116 @@
+"""Two worker processes on one Optuna storage: SQLite, a journal file, and a real PostgreSQL server.
+
+The PostgreSQL test starts a throwaway cluster (``initdb`` + ``pg_ctl``) in a temporary folder on a free
+loopback port, as the ``postgres`` user when the tests run as root (``initdb`` refuses root), and removes it
+afterwards. It is skipped, with the reason, when the server binaries are not installed
+(Debian: ``apt-get install -y postgresql``; binaries in ``/usr/lib/postgresql/<version>/bin``).
+"""
+from __future__ import annotations
+
+import glob
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+from pathlib import Path
+
+import optuna
+import pytest
+from conftest import TINY_DATA
+
+from hw7_hpo.objective import Objective
+from hw7_hpo.optuna_search import optuna_search
+from hw7_hpo.storage import open_storage
+
+BUDGET, EPOCHS = 30, 3
+
+
+def two_workers(url: str, study_name: str):
+    objective = Objective(TINY_DATA.load(), max_epochs=EPOCHS, seed=0, device="cpu")
+    return optuna_search(objective, BUDGET, storage=url, study_name=study_name, workers=2, data=TINY_DATA,
+                         progress=False)
+
+
+def check_shared_study(result, url: str, study_name: str) -> None:
+    assert result.epochs == BUDGET, "the workers together must spend exactly the budget"
+    trials = optuna.load_study(study_name=study_name, storage=open_storage(url)).trials
+    assert not [t for t in trials if t.state == optuna.trial.TrialState.RUNNING]
+    workers = {t.user_attrs.get("worker") for t in trials}
+    assert len(workers) == 2, f"expected trials from two worker processes, got {workers}"
+    assert len({t.number for t in trials}) == len(trials)
+    assert result.best_val_acc is not None and result.test_acc is not None
+
+
+@pytest.mark.slow
+def test_two_workers_share_a_sqlite_study(tmp_path):
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    check_shared_study(two_workers(url, "sqlite-2w"), url, "sqlite-2w")
+
+
+@pytest.mark.slow
+def test_two_workers_share_a_journal_file(tmp_path):
+    url = f"journal:///{tmp_path / 'shared.log'}"
+    check_shared_study(two_workers(url, "journal-2w"), url, "journal-2w")
+
+
+# --------------------------------------------------------------------------------------------- PostgreSQL
+def _pg_bin(name: str) -> str | None:
+    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
+    return found[-1] if found else shutil.which(name)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def postgres_url():
+    """A PostgreSQL server on 127.0.0.1 for this module, torn down afterwards."""
+    initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
+    if not initdb or not pg_ctl:
+        pytest.skip("needs PostgreSQL server binaries (initdb, pg_ctl): apt-get install -y postgresql")
+    pytest.importorskip("psycopg2", reason="needs psycopg2 (psycopg2-binary) for PostgreSQL storage")
+    prefix: list[str] = []
+    folder = Path(tempfile.mkdtemp(prefix="hpo-pg-"))
+    if os.geteuid() == 0:  # initdb refuses to run as root: run the server as the postgres user
+        try:
+            user = pwd.getpwnam("postgres")
+        except KeyError:
+            shutil.rmtree(folder)
+            pytest.skip("running as root and there is no 'postgres' user to run the server as")
+        os.chown(folder, user.pw_uid, user.pw_gid)
+        prefix = ["runuser", "-u", "postgres", "--"]
+    data, port = folder / "data", _free_port()
+
+    def run(*cmd: str) -> None:
+        subprocess.run(prefix + list(cmd), check=True, capture_output=True, text=True, timeout=120)
+
+    try:
+        run(initdb, "-D", str(data), "-U", "hpo", "--auth=trust", "-E", "UTF8", "--no-sync")
+        run(pg_ctl, "-D", str(data), "-l", str(folder / "server.log"), "-w", "-t", "60", "-o",
+            f"-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={folder} -c fsync=off",
+            "start")
+    except subprocess.CalledProcessError as err:
+        shutil.rmtree(folder, ignore_errors=True)
+        pytest.fail(f"could not start a throwaway PostgreSQL: {err.stderr or err.stdout}")
+    try:
+        yield f"postgresql://hpo@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run(prefix + [pg_ctl, "-D", str(data), "-m", "immediate", "-w", "stop"], check=False,
+                       capture_output=True, timeout=60)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_two_workers_share_a_postgresql_study(postgres_url):
+    check_shared_study(two_workers(postgres_url, "pg-2w"), postgres_url, "pg-2w")
+    # a second "machine" (here: a second call) joining the same study with a larger budget continues it
+    objective = Objective(TINY_DATA.load(), max_epochs=EPOCHS, seed=0, device="cpu")
+    more = optuna_search(objective, BUDGET + 6, storage=postgres_url, study_name="pg-2w", data=TINY_DATA,
+                         progress=False)
+    assert more.epochs == BUDGET + 6
