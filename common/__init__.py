@@ -5,7 +5,7 @@ gradient checking and plots. Import what you need from here::
 """
 from .batches import TensorBatches, channel_stats, random_crop_flip
 from .config import (ConfigError, Profile, cache_dir, data_root, download_allowed, get_device, get_profile,
-                     seed_everything)
+                     seed_everything, torch_threads)
 from .data import (DATASETS, CorruptDataError, DataError, DataNotFoundError, Splits, TensorSplit,
                    list_image_folder, load_dataset, load_image, load_image_folder, read_idx, split_off,
                    stratified_indices)
@@ -17,7 +17,7 @@ from .train import History, NonFiniteLossError, StopTraining, evaluate, fit, pre
 __all__ = [
     "TensorBatches", "channel_stats", "random_crop_flip",
     "ConfigError", "Profile", "cache_dir", "data_root", "download_allowed", "get_device", "get_profile",
-    "seed_everything",
+    "seed_everything", "torch_threads",
     "DATASETS", "CorruptDataError", "DataError", "DataNotFoundError", "Splits", "TensorSplit",
     "list_image_folder", "load_dataset", "load_image", "load_image_folder", "read_idx", "split_off",
     "stratified_indices",

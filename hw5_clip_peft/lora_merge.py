@@ -21,6 +21,8 @@ import time
 
 import torch
 
+from common import torch_threads
+
 # Tolerance of the merge check, relative to the logits' scale: |gap| <= MERGE_RTOL * max(1, max |logit|).
 # W x + s B (A x) and (W + s B A) x differ only by float32 re-association: measured 2.4e-6 on ViT-Base/16
 # shapes (12 layers, 768 wide, random B, logits of size ~1; benchmarks/bench_lora_merge.py). A wrong merge
@@ -93,16 +95,11 @@ def latency_table(models: dict[str, torch.nn.Module], pixel_values: torch.Tensor
     counts work, not idle spinning of intra-op threads).
     """
     per_model = {name: [] for name in models}
-    saved_threads = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(threads)
-    try:
+    with torch_threads(threads):
         for _ in range(rounds):
             for name, model in models.items():
                 per_model[name].append(latency_ms(model, pixel_values, repeats=repeats, warmup=warmup,
                                                   clock=clock))
-    finally:
-        torch.set_num_threads(saved_threads)
     reference = statistics.median(next(iter(per_model.values())))
     rows = []
     for name, values in per_model.items():

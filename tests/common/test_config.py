@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from common import ConfigError, get_device, get_profile, seed_everything
+from common import ConfigError, get_device, get_profile, seed_everything, torch_threads
 from common.config import data_root
 
 
@@ -38,3 +38,23 @@ def test_device_and_seed():
     gen = seed_everything(3)
     assert torch.equal(a, torch.rand(4))
     assert torch.equal(torch.rand(2, generator=gen), torch.rand(2, generator=torch.Generator().manual_seed(3)))
+
+
+def test_torch_threads_sets_and_restores_even_on_error():
+    before = torch.get_num_threads()
+    target = 1 if before != 1 else 2
+    with torch_threads(target):
+        assert torch.get_num_threads() == target
+    assert torch.get_num_threads() == before
+
+    @torch_threads(target)
+    def boom():
+        assert torch.get_num_threads() == target
+        raise RuntimeError("inside")
+
+    for _ in range(2):  # the decorator works on every call, not just the first
+        with pytest.raises(RuntimeError):
+            boom()
+        assert torch.get_num_threads() == before
+    with torch_threads(None):
+        assert torch.get_num_threads() == before

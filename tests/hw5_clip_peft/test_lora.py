@@ -15,7 +15,7 @@ import pytest
 import torch
 from PIL import Image
 
-from common import DataNotFoundError, get_profile
+from common import DataNotFoundError, get_profile, torch_threads
 from hw5_clip_peft.food_data import (FOOD101_HUB_ID, collate, default_food_source, image_transforms,
                                      load_food, preprocess, read_class_names)
 from hw5_clip_peft.lora import (DEFAULT_MODEL_ID, LoraSettings, ModelUnavailableError, TinyViT, TrainConfig,
@@ -47,10 +47,8 @@ def food_folder(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module", autouse=True)
 def _one_thread():
     """Tiny models: ops too small to split across threads; on shared cores extra threads only spin."""
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(saved)
+    with torch_threads(1):
+        yield
 
 
 @pytest.fixture(autouse=True)

@@ -2,9 +2,9 @@
 and a single-thread guard."""
 from __future__ import annotations
 
-import functools
-
 import torch
+
+from common import torch_threads
 
 DTYPE = torch.float64
 
@@ -17,14 +17,4 @@ def gen(seed: int) -> torch.Generator:
 def one_thread(fn):
     """Run ``fn`` with one intra-op thread (restored afterwards). The checks use small float64 tensors, for
     which a second thread only adds contention on a shared 2-core machine (measured 10x slower under load)."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        previous = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            return fn(*args, **kwargs)
-        finally:
-            torch.set_num_threads(previous)
-
-    return wrapper
+    return torch_threads(1)(fn)

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from common import torch_threads
+
 # ------------------------------------------------------------------------ composing PEMs (hw5.T1)
 BASE_QV = r".*attention\.self\.(query|value)"
 IA3_TARGETS = r".*(attention\.self\.(key|value)|layer\.\d+\.output\.dense)"  # keys, values, FFN output input
@@ -110,12 +112,8 @@ def compose_lora(seeds=(0,), toy: ComposeToy = ComposeToy(),
         tests.append((Xt, Yt))
     X = torch.cat([p[0] for p in problems])
     Y = torch.cat([p[1] for p in problems])
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # hundreds of tiny steps: one thread avoids oversubscription on shared CPUs
-    try:
+    with torch_threads(1):  # hundreds of tiny steps: one thread avoids oversubscription on shared CPUs
         A, B = _train_lora(X, Y, torch.cat([p[2] for p in problems]), toy.steps, toy.lr)
-    finally:
-        torch.set_num_threads(threads)
     for i, (Xt, Yt) in enumerate(tests):
         a, b = A[4 * i: 4 * i + 4], B[4 * i: 4 * i + 4]
         err = lambda delta: float((Xt @ delta.T - Yt).pow(2).sum(1).mean())
