@@ -31,7 +31,7 @@ from .objective import STATUSES, DataSpec, Objective
 from .records import MethodResult, TrialRecord
 from .runner import epoch_bar
 from .space import SEARCH_SPACE, Param
-from .storage import open_storage, reap_dead_trials, worker_id
+from .storage import EPOCH_CAP_ATTR, open_storage, reap_dead_trials, worker_id
 
 PRUNERS = {"optuna": "median", "optuna-hyperband": "hyperband", "tpe": "none"}
 POLL_S = 0.5
@@ -123,7 +123,7 @@ def reservation(trial: optuna.trial.FrozenTrial, max_epochs: int) -> int:
     written it yet; 0 for a trial no worker ever claimed (killed at birth; reaped later)."""
     if "worker" not in trial.user_attrs:
         return 0
-    return int(trial.user_attrs.get("epoch_cap", max_epochs))
+    return int(trial.user_attrs.get(EPOCH_CAP_ATTR, max_epochs))
 
 
 def epochs_used(trials: Sequence[optuna.trial.FrozenTrial], max_epochs: int,
@@ -154,7 +154,7 @@ def make_objective(study: optuna.Study, objective: Objective, budget_epochs: int
         config = {p.name: p.suggest(trial) for p in space}
         used = epochs_used(study.get_trials(deepcopy=False), objective.max_epochs, before=trial.number)
         cap = min(objective.max_epochs, budget_epochs - used)
-        trial.set_user_attr("epoch_cap", max(cap, 0))
+        trial.set_user_attr(EPOCH_CAP_ATTR, max(cap, 0))  # also marks the config as fully drawn
         if cap <= 0:  # only when parallel workers raced for the last epochs
             trial.set_user_attr("outcome", {"status": "skipped", "epochs": 0})
             raise optuna.TrialPruned("epoch budget exhausted")

@@ -108,9 +108,15 @@ def redact(url: str) -> str:
     return url
 
 
+# Written by the objective once a trial has drawn its whole config (every ``suggest_*`` call is its own
+# storage write, so a worker killed while sampling leaves a trial with only part of a config).
+EPOCH_CAP_ATTR = "epoch_cap"
+
+
 def retry_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-    """Queue a lost trial's config again (it was never charged to the budget)."""
-    if trial.params:
+    """Queue a lost trial's config again (it was never charged to the budget). A trial killed before it had
+    drawn its whole config is not retried: there is no config to repeat, and it cost nothing."""
+    if trial.params and EPOCH_CAP_ATTR in trial.user_attrs:
         study.enqueue_trial(dict(trial.params), user_attrs={"retry_of": trial.number})
 
 

@@ -15,7 +15,7 @@ import optuna
 import pytest
 
 from hw7_hpo.run import RunConfig, main, parse_args
-from hw7_hpo.storage import open_storage
+from hw7_hpo.storage import EPOCH_CAP_ATTR, open_storage
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = ["--limit-train", "300", "--epochs-per-trial", "2", "--no-progress"]
@@ -117,9 +117,9 @@ def test_kill_mid_study_then_rerun_keeps_every_completed_trial(tmp_path):
     killed = [t for t in after.values()
               if t.state == optuna.trial.TrialState.FAIL and "outcome" not in t.user_attrs]
     assert len(killed) <= 1  # the trial in flight at the kill (if any) is failed...
-    for dead in killed:  # ...and, if it had drawn its config, that config is run again
+    for dead in killed:  # ...and, if it had drawn its whole config, that config is run again
         retries = [t for t in after.values() if t.user_attrs.get("retry_of") == dead.number]
-        assert len(retries) == (1 if dead.params else 0)
+        assert len(retries) == (1 if EPOCH_CAP_ATTR in dead.user_attrs else 0)
         assert all(t.params == dead.params for t in retries)
 
 
