@@ -108,17 +108,25 @@ def run_supervised(train: TensorSplit, test: TensorSplit, config: FFRunConfig, d
         results[f"{name}_ff_loss"] = ff_losses(net, pos, neg)
         results[f"{name}_error"] = 1.0 - accuracy_of(net, split)
     # the cheap variant: one pass with a neutral label, linear softmax on the normalized activities
-    feats = {name: probe_features(net, split.to(device), neutral=True) for name, split in sets.items()}
-    _, probe_history, metrics = fit_linear_probe(feats["train"], train.y.to(device),
-                                                 {"test": (feats["test"], test.y.to(device))},
-                                                 num_epochs=config.probe_epochs, lr=config.probe_lr,
-                                                 seed=config.seed)
+    probe_history, metrics = _linear_probe(net, train, test, config, device, neutral=True)
     for name in sets:
         results[f"{name}_error_one_pass"] = 1.0 - metrics[name]["acc"]
         results[f"{name}_loss_one_pass"] = metrics[name]["loss"]
     results["wall_seconds"] = time.perf_counter() - tic
     results["one_pass_history"] = probe_history
     return net, history.records, results
+
+
+def _linear_probe(net: FFNet, train: TensorSplit, test: TensorSplit, config: FFRunConfig, device,
+                  neutral: bool) -> tuple[dict, dict]:
+    """A linear softmax classifier on the frozen net's normalized activities (neutral label embedded when
+    ``neutral``): its training history and train/test metrics."""
+    feats = {name: probe_features(net, split.to(device), neutral=neutral)
+             for name, split in (("train", train), ("test", test))}
+    _, history, metrics = fit_linear_probe(feats["train"], train.y.to(device),
+                                           {"test": (feats["test"], test.y.to(device))},
+                                           num_epochs=config.probe_epochs, lr=config.probe_lr, seed=config.seed)
+    return history, metrics
 
 
 def run_unsupervised(train: TensorSplit, test: TensorSplit, config: FFRunConfig, device,
@@ -137,11 +145,7 @@ def run_unsupervised(train: TensorSplit, test: TensorSplit, config: FFRunConfig,
     for name, split in sets.items():
         pos, neg = fixed_pair(net, "unsupervised", split, _train_config(config, 0), seed=config.seed + 10)
         results[f"{name}_ff_loss"] = ff_losses(net, pos, neg)
-    feats = {name: probe_features(net, split.to(device), neutral=False) for name, split in sets.items()}
-    _, probe_history, metrics = fit_linear_probe(feats["train"], train.y.to(device),
-                                                 {"test": (feats["test"], test.y.to(device))},
-                                                 num_epochs=config.probe_epochs, lr=config.probe_lr,
-                                                 seed=config.seed)
+    probe_history, metrics = _linear_probe(net, train, test, config, device, neutral=False)
     for name in sets:
         results[f"{name}_error"] = 1.0 - metrics[name]["acc"]
         results[f"{name}_loss"] = metrics[name]["loss"]
