@@ -19,15 +19,13 @@ from typing import Iterator, Literal
 import numpy as np
 import torch
 
+from .errors import ConfigError
+
 ProfileName = Literal["quick", "full"]
 PROFILES: tuple[str, ...] = ("quick", "full")
 PROFILE_ENV = "DLHW_PROFILE"
 DATA_ENV = "DLHW_DATA"
 DOWNLOAD_ENV = "DLHW_DOWNLOAD"
-
-
-class ConfigError(ValueError):
-    """An environment variable or argument has a value the project cannot use."""
 
 
 @dataclass(frozen=True)
@@ -57,9 +55,10 @@ def get_profile(name: str | None = None) -> Profile:
     return Profile(value)  # type: ignore[arg-type]
 
 
-def data_root(required: bool = False) -> Path | None:
-    """The data folder from ``$DLHW_DATA`` (``None`` when unset, unless ``required``)."""
-    value = os.environ.get(DATA_ENV)
+def data_root(required: bool = False, value: str | Path | None = None) -> Path | None:
+    """The data folder: ``value`` when given, else ``$DLHW_DATA`` (``None`` when unset, unless ``required``).
+    Entry points resolve it once (``common.cli.standard_settings``) and pass it down."""
+    value = value or os.environ.get(DATA_ENV)
     if not value:
         if required:
             raise ConfigError(
@@ -86,7 +85,12 @@ def cache_dir(*parts: str) -> Path:
 def get_device(prefer: str | None = None) -> torch.device:
     """``cuda`` when present, else ``cpu``; ``prefer`` (e.g. ``"cpu"``) overrides."""
     if prefer:
-        device = torch.device(prefer)
+        try:
+            device = torch.device(prefer)
+        except RuntimeError:
+            raise ConfigError(f"device {prefer!r} is not a device; use 'cpu' or 'cuda'.") from None
+        if device.type not in ("cpu", "cuda", "mps"):
+            raise ConfigError(f"device {prefer!r} is not supported here; use 'cpu' or 'cuda'.")
         if device.type == "cuda" and not torch.cuda.is_available():
             raise ConfigError("device 'cuda' was asked for but no CUDA device is visible; use 'cpu'.")
         return device

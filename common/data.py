@@ -24,6 +24,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
+from .errors import CorruptDataError, DataError, DataNotFoundError
 from .config import DATA_ENV, DOWNLOAD_ENV, cache_dir, data_root, download_allowed
 
 MNIST_CLASSES = tuple(str(i) for i in range(10))
@@ -32,18 +33,6 @@ FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
-
-
-class DataError(RuntimeError):
-    """Base class of every data problem the loaders report."""
-
-
-class DataNotFoundError(DataError, FileNotFoundError):
-    """The files of a dataset are not where the project looked."""
-
-
-class CorruptDataError(DataError):
-    """A data file exists but cannot be read as what it claims to be (truncated, wrong format)."""
 
 
 @dataclass(frozen=True)

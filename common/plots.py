@@ -1,16 +1,14 @@
-"""Matplotlib helpers that save to files and never need a display (Agg backend when headless)."""
+"""Matplotlib helpers that save to files and never need a display.
+
+Importing this module does not change the backend: matplotlib itself falls back to Agg without a display,
+and notebooks keep their inline backend."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Mapping, Sequence
 
-import matplotlib
-
-if not os.environ.get("DISPLAY") and "inline" not in matplotlib.get_backend().lower():
-    matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
 
 def save_figure(fig, path: str | Path, dpi: int = 120) -> Path:

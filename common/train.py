@@ -8,8 +8,6 @@ state), and a guard that raises :class:`NonFiniteLossError` the moment the loss 
 from __future__ import annotations
 
 import copy
-import os
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +16,9 @@ from typing import Callable, Iterable
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
+
+from .cli import progress_enabled
+from .io import load_checkpoint, save_atomic
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Callback = Callable[[dict], None]
@@ -98,11 +99,35 @@ def predict(model: torch.nn.Module, batches: Iterable, device: torch.device | No
     return torch.cat(logits), torch.cat(targets)
 
 
-def _save_atomic(obj: dict, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)  # a kill mid-write never leaves a half checkpoint
+class EarlyStopping:
+    """``fit`` callback: raise :class:`StopTraining` after ``patience`` epochs without a new best
+    ``monitor`` value (higher is better)."""
+
+    def __init__(self, patience: int, monitor: str = "val_acc"):
+        if patience < 1:
+            raise ValueError(f"patience must be >= 1, got {patience}")
+        self.patience, self.monitor = patience, monitor
+        self.best, self.since_best = float("-inf"), 0
+
+    def __call__(self, record: dict) -> None:
+        if record[self.monitor] > self.best:
+            self.best, self.since_best = record[self.monitor], 0
+        else:
+            self.since_best += 1
+            if self.since_best >= self.patience:
+                raise StopTraining
+
+
+def count_parameters(model: torch.nn.Module, trainable_only: bool = False) -> int:
+    """Number of parameters of ``model`` (shared tensors counted once); only those with
+    ``requires_grad`` when ``trainable_only``. Works on the meta device too."""
+    seen, total = set(), 0
+    for p in model.parameters():
+        if id(p) in seen or (trainable_only and not p.requires_grad):
+            continue
+        seen.add(id(p))
+        total += p.numel()
+    return total
 
 
 def fit(model: torch.nn.Module, optimizer: torch.optim.Optimizer, train_batches: Iterable, *,
@@ -135,8 +160,7 @@ def fit(model: torch.nn.Module, optimizer: torch.optim.Optimizer, train_batches:
     path = Path(checkpoint_path) if checkpoint_path is not None else None
     if path is not None and resume and path.exists():
         start_epoch, history = _load_checkpoint(path, model, optimizer, scheduler, train_batches, device)
-    if progress is None:
-        progress = sys.stderr.isatty() and os.environ.get("CI") is None
+    progress = progress_enabled(progress)
     bar = tqdm(total=num_epochs, initial=start_epoch, desc=desc, disable=not progress, leave=False)
     try:
         for epoch in range(start_epoch, num_epochs):
@@ -153,7 +177,7 @@ def fit(model: torch.nn.Module, optimizer: torch.optim.Optimizer, train_batches:
                 history.best_epoch = len(history.records) - 1
                 history.best_state = copy.deepcopy(model.state_dict())
             if path is not None:
-                _save_atomic(_checkpoint(epoch + 1, model, optimizer, scheduler, train_batches, history), path)
+                save_atomic(_checkpoint(epoch + 1, model, optimizer, scheduler, train_batches, history), path)
             bar.update(1)
             bar.set_postfix({k: f"{v:.4g}" for k, v in record.items() if k in
                              ("train_loss", "train_acc", "val_loss", "val_acc")})
@@ -213,11 +237,7 @@ def _checkpoint(epoch, model, optimizer, scheduler, batches, history) -> dict:
 
 
 def _load_checkpoint(path, model, optimizer, scheduler, batches, device) -> tuple[int, History]:
-    try:
-        state = torch.load(path, map_location=device, weights_only=False)
-    except Exception as err:
-        raise RuntimeError(f"checkpoint {path} cannot be loaded ({type(err).__name__}: {err}); delete it to "
-                           f"start over, or pass resume=False.") from err
+    state = load_checkpoint(path, map_location=device)  # weights_only: a crafted pickle runs nothing
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     if scheduler is not None and state["scheduler"] is not None:
