@@ -3,7 +3,7 @@
     python benchmarks/bench_clip.py [--arch dlhw-tiny-convnext] [--repeats 3] [--threads N]
 
 (1) Encoding throughput (images/s) of the image encoder over the Stanford Dogs sample ($DLHW_DATA, 120 real
-    photos; a generated folder without it): ``hw5_clip_peft.features.encode_images`` (DataLoader, batches of
+    photos; a generated folder without it): ``hw5_clip_peft.clip.features.encode_images`` (DataLoader, batches of
     ``--batch-size``, ``no_grad``) vs a naive loop that decodes, preprocesses and encodes one image at a time
     (also under ``no_grad``, so only batching differs). Random weights: throughput does not depend on them.
 (2) Zero-shot sweep of 10 templates on 8,580 cached test features (the size of the official test split),
@@ -27,10 +27,10 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from hw5_clip_peft.clip_models import ClipSpec, load_clip 
-from hw5_clip_peft.dogs import ImageSplit, load_dogs 
-from hw5_clip_peft.features import FeatureCache, encode_images 
-from hw5_clip_peft.zero_shot import template_sweep 
+from hw5_clip_peft.clip.clip_models import ClipSpec, load_clip 
+from hw5_clip_peft.clip.dogs import ImageSplit, load_dogs 
+from hw5_clip_peft.clip.features import FeatureCache, encode_images 
+from hw5_clip_peft.clip.zero_shot import template_sweep 
 
 
 def median_time(fn, repeats: int) -> float:

@@ -27,8 +27,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from common import get_device, markdown_table  # noqa: E402
-from hw5_clip_peft.lora import LoraSettings, add_lora  # noqa: E402
-from hw5_clip_peft.lora_merge import latency_table, max_logit_gap, merge_check, merged_copy  # noqa: E402
+from hw5_clip_peft.vit_lora.lora import LoraSettings, add_lora  # noqa: E402
+from hw5_clip_peft.vit_lora.lora_merge import latency_table, max_logit_gap, merge_check, merged_copy  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
-from common import StopTraining, TensorBatches, evaluate, fit
+from common import EarlyStopping, TensorBatches, evaluate, fit
 
 from .zero_shot import topk_accuracy
 
@@ -29,22 +29,6 @@ class FeatureTrainConfig:
     batch_size: int = 256
     patience: int = 10  # epochs without a new best validation accuracy before stopping
     seed: int = 0
-
-
-class EarlyStopping:
-    """``fit`` callback: raise :class:`StopTraining` after ``patience`` epochs without a new best."""
-
-    def __init__(self, patience: int, monitor: str = "val_acc"):
-        self.patience, self.monitor = patience, monitor
-        self.best, self.since_best = float("-inf"), 0
-
-    def __call__(self, record: dict) -> None:
-        if record[self.monitor] > self.best:
-            self.best, self.since_best = record[self.monitor], 0
-        else:
-            self.since_best += 1
-            if self.since_best >= self.patience:
-                raise StopTraining
 
 
 @dataclass

@@ -3,8 +3,8 @@ import open_clip
 import pytest
 import torch
 
-from hw5_clip_peft import clip_models
-from hw5_clip_peft.clip_models import (CONVNEXT_BASE, CONVNEXT_BASE_W, CONVNEXT_XXLARGE, TINY, TINY_WIDE,
+from hw5_clip_peft.clip import clip_models
+from hw5_clip_peft.clip.clip_models import (CONVNEXT_BASE, CONVNEXT_BASE_W, CONVNEXT_XXLARGE, TINY, TINY_WIDE,
                                        ClipSpec, MissingWeightsError, architecture_parameters, load_clip,
                                        resolve_weights)
 

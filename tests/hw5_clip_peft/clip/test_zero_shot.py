@@ -6,9 +6,9 @@ import torch.nn.functional as F
 from sklearn.metrics import f1_score
 
 from common import confusion, most_confused, per_class_report
-from hw5_clip_peft.templates import (CLASS_TEMPLATE_CANDIDATES, ENSEMBLE_TEMPLATES, SWEEP_TEMPLATES, fill,
+from hw5_clip_peft.clip.templates import (CLASS_TEMPLATE_CANDIDATES, ENSEMBLE_TEMPLATES, SWEEP_TEMPLATES, fill,
                                      imagenet_templates)
-from hw5_clip_peft.zero_shot import (build_classifier, class_f1_matrix, per_class_f1, search_class_template,
+from hw5_clip_peft.clip.zero_shot import (build_classifier, class_f1_matrix, per_class_f1, search_class_template,
                                      select_templates_per_class, template_sweep, topk_accuracy, with_rows,
                                      zero_shot_logits)
 

@@ -1,4 +1,4 @@
-"""hw5.P3 (a)-(f) on cached features: ``python -m hw5_clip_peft.clip_experiments [--profile full]``.
+"""hw5.P3 (a)-(f) on cached features: ``python -m hw5_clip_peft.clip.clip_experiments [--profile full]``.
 
 Each study below is one homework part; the notebook ``clip_zero_shot.ipynb`` calls them one by one and
 plots, the CLI runs them all and writes ``results.json`` + ``report.md``. Every choice (template, weight

@@ -3,14 +3,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from common import StopTraining
-from hw5_clip_peft.class_embeddings import ClassEmbeddingClassifier, train_class_embeddings
-from hw5_clip_peft.clip_models import TINY, load_clip
-from hw5_clip_peft.coop import CoOpClassifier, train_coop
-from hw5_clip_peft.feature_training import (EarlyStopping, FeatureTrainConfig, few_shot_indices,
-                                            head_accuracy, train_on_features)
-from hw5_clip_peft.linear_probe import LinearProbe, train_linear_probe
-from hw5_clip_peft.zero_shot import zero_shot_logits
+from common import EarlyStopping, StopTraining
+from hw5_clip_peft.clip.class_embeddings import ClassEmbeddingClassifier, train_class_embeddings
+from hw5_clip_peft.clip.clip_models import TINY, load_clip
+from hw5_clip_peft.clip.coop import CoOpClassifier, train_coop
+from hw5_clip_peft.clip.feature_training import (FeatureTrainConfig, few_shot_indices, head_accuracy,
+                                                 train_on_features)
+from hw5_clip_peft.clip.linear_probe import LinearProbe, train_linear_probe
+from hw5_clip_peft.clip.zero_shot import zero_shot_logits
 
 
 def separable(n_per_class=30, K=5, D=32, seed=0):

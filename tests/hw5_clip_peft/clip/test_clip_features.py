@@ -4,9 +4,9 @@ import dataclasses
 import pytest
 import torch
 
-from hw5_clip_peft.clip_models import TINY, load_clip
-from hw5_clip_peft.dogs import load_folder_split, make_synthetic_folder
-from hw5_clip_peft.features import FeatureCache, cache_key, encode_images, encode_texts, image_features
+from hw5_clip_peft.clip.clip_models import TINY, load_clip
+from hw5_clip_peft.clip.dogs import load_folder_split, make_synthetic_folder
+from hw5_clip_peft.clip.features import FeatureCache, cache_key, encode_images, encode_texts, image_features
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +38,7 @@ def test_miss_then_hit_then_miss_on_any_change(bundle, splits, tmp_path, monkeyp
         calls.append(args[1].name)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr("hw5_clip_peft.features.encode_images", counting)
+    monkeypatch.setattr("hw5_clip_peft.clip.features.encode_images", counting)
     first = image_features(bundle, splits.test, cache, batch_size=4)
     assert not first.hit and calls == ["test"] and first.X.shape == (len(splits.test), 64)
     second = image_features(bundle, splits.test, cache, batch_size=4)

@@ -16,13 +16,13 @@ import torch
 from PIL import Image
 
 from common import DataNotFoundError, get_profile, torch_threads
-from hw5_clip_peft.food_data import (FOOD101_HUB_ID, collate, default_food_source, image_transforms,
+from hw5_clip_peft.vit_lora.food_data import (FOOD101_HUB_ID, collate, default_food_source, image_transforms,
                                      load_food, preprocess, read_class_names)
-from hw5_clip_peft.lora import (DEFAULT_MODEL_ID, LoraSettings, ModelUnavailableError, TinyViT, TrainConfig,
+from hw5_clip_peft.vit_lora.lora import (DEFAULT_MODEL_ID, LoraSettings, ModelUnavailableError, TinyViT, TrainConfig,
                                 add_lora, build_vit, lora_trainable_formula, predict_image,
                                 resolve_target_modules, train_classifier)
-from hw5_clip_peft.lora_compare import FULL, HEAD_ONLY, CompareConfig, compare_methods, peak_training_memory
-from hw5_clip_peft.lora_merge import latency_table, max_logit_gap, merge_check, merged_copy
+from hw5_clip_peft.vit_lora.lora_compare import FULL, HEAD_ONLY, CompareConfig, compare_methods, peak_training_memory
+from hw5_clip_peft.vit_lora.lora_merge import latency_table, max_logit_gap, merge_check, merged_copy
 
 pytestmark = pytest.mark.filterwarnings("ignore:`is_gradient_checkpointing` is deprecated:FutureWarning")
 

@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from hw5_clip_peft.word_problems import (TEMPLATES, extract_answer, extract_numbers, generate_problems,
+from hw5_clip_peft.llm.word_problems import (TEMPLATES, extract_answer, extract_numbers, generate_problems,
                                          majority_vote, normalize_digits)
 
 _OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv}
@@ -69,7 +69,7 @@ def test_majority_vote_with_ties_and_missing():
 
 
 def test_sentiment_label_reading():
-    from hw5_clip_peft.soft_prompt import _sentiment_sign
+    from hw5_clip_peft.llm.soft_prompt import _sentiment_sign
 
     assert [_sentiment_sign(v) for v in (-2, -1, 0, 1, 2)] == [-1, -1, None, 1, 1]
     assert [_sentiment_sign(v) for v in ("positive", "Very Negative", "منفی", "neutral", "1")] == [1, -1, -1, None, 1]

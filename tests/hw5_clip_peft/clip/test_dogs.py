@@ -10,9 +10,9 @@ from PIL import Image
 from scipy.io import savemat
 
 from common import CorruptDataError, DataNotFoundError
-from hw5_clip_peft import dogs
-from hw5_clip_peft.dog_breeds import STANFORD_DOGS_FOLDERS
-from hw5_clip_peft.dogs import (OFFICIAL_SIZES, ImageSplit, carve_validation, clean_class_name, load_dogs,
+from hw5_clip_peft.clip import dogs
+from hw5_clip_peft.clip.dog_breeds import STANFORD_DOGS_FOLDERS
+from hw5_clip_peft.clip.dogs import (OFFICIAL_SIZES, ImageSplit, carve_validation, clean_class_name, load_dogs,
                                 load_folder_split, load_official, make_synthetic_folder, parse_split_list,
                                 splits_from_hf)
 

@@ -2,12 +2,12 @@
 import pytest
 import torch
 
-from hw5_clip_peft.llm_models import ModelUnavailableError, load_causal_lm, tiny_lm
-from hw5_clip_peft.reasoning import (METHODS, ReasoningConfig, accuracy_vs_k, build_prompt, compare_methods)
-from hw5_clip_peft.soft_prompt import (SUFFIX, SoftPromptConfig, collate, encode_examples, evaluate_sentiment,
+from hw5_clip_peft.llm.llm_models import ModelUnavailableError, load_causal_lm, tiny_lm
+from hw5_clip_peft.llm.reasoning import (METHODS, ReasoningConfig, accuracy_vs_k, build_prompt, compare_methods)
+from hw5_clip_peft.llm.soft_prompt import (SUFFIX, SoftPromptConfig, collate, encode_examples, evaluate_sentiment,
                                        label_log_likelihoods, load_reviews, make_soft_prompt_model,
                                        nearest_tokens, split_reviews, train_soft_prompt)
-from hw5_clip_peft.word_problems import generate_problems
+from hw5_clip_peft.llm.word_problems import generate_problems
 
 
 @pytest.fixture(scope="module")

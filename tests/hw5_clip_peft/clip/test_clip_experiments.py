@@ -1,8 +1,8 @@
 """The experiment configuration per profile and the worst-class confusion helper."""
 import numpy as np
 
-from hw5_clip_peft.clip_experiments import ClipExperimentConfig, worst_confusion
-from hw5_clip_peft.clip_models import CONVNEXT_BASE, CONVNEXT_XXLARGE, TINY, TINY_WIDE
+from hw5_clip_peft.clip.clip_experiments import ClipExperimentConfig, worst_confusion
+from hw5_clip_peft.clip.clip_models import CONVNEXT_BASE, CONVNEXT_XXLARGE, TINY, TINY_WIDE
 
 
 def test_profiles_pick_models_and_budgets(monkeypatch):
