@@ -1,0 +1,146 @@
+"""common.cli: the one command-line contract (one line + exit 2, exit 130, nothing written)."""
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from common import (ConfigError, DataNotFoundError, Parser, UsageError, add_standard_args, check_positive,
+                    check_writable, progress_enabled, run_cli, standard_settings)
+
+
+def _job(argv):
+    parser = Parser(prog="python -m demo")
+    add_standard_args(parser)
+    parser.add_argument("--epochs", type=int, default=1)
+    args = parser.parse_args(argv)
+    settings = standard_settings(args)
+    check_positive("--epochs", args.epochs)
+    return 0 if settings.profile.name in ("quick", "full") else 1
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--no-such-flag"], "unrecognized arguments"),
+    (["--epochs", "x"], "invalid int value"),
+    (["--epochs", "-1"], "--epochs must be at least 1"),
+    (["--profile", "bogus"], "not a profile"),
+    (["--device", "tpu"], "use 'cpu' or 'cuda'"),
+    (["--device", "nonsense"], "not a device"),
+    (["--threads", "0"], "--threads"),
+])
+def test_bad_input_is_one_line_and_exit_2(argv, words, capsys, monkeypatch):
+    monkeypatch.delenv("DLHW_DATA", raising=False)
+    assert run_cli(_job, argv, prog="python -m demo") == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("python -m demo: error: ") and words in err, err
+
+
+def test_data_root_and_profile_resolved_once(tmp_path, monkeypatch):
+    parser = Parser(prog="p")
+    add_standard_args(parser)
+    monkeypatch.setenv("DLHW_PROFILE", "full")
+    monkeypatch.setenv("DLHW_DATA", str(tmp_path))
+    s = standard_settings(parser.parse_args([]))
+    assert s.profile.name == "full" and s.data_root == tmp_path.resolve() and s.device.type in ("cpu", "cuda")
+    s = standard_settings(parser.parse_args(["--profile", "quick", "--device", "cpu"]))
+    assert s.profile.name == "quick" and s.device.type == "cpu"
+    with pytest.raises(UsageError, match="--data-root .* is not a folder"):
+        standard_settings(parser.parse_args(["--data-root", str(tmp_path / "nope")]))
+    monkeypatch.setenv("DLHW_PROFILE", "bogus")
+    with pytest.raises(ConfigError, match="DLHW_PROFILE"):
+        standard_settings(parser.parse_args([]))
+
+
+def test_user_errors_of_any_kind_are_one_line(capsys):
+    def missing(argv):
+        raise DataNotFoundError("MNIST is not in /x\nset DLHW_DATA")
+
+    assert run_cli(missing, [], prog="job") == 2
+    assert capsys.readouterr().err == "job: error: MNIST is not in /x set DLHW_DATA\n"
+
+
+def test_ctrl_c_is_one_line_and_130(capsys):
+    def interrupted(argv):
+        raise KeyboardInterrupt
+
+    assert run_cli(interrupted, [], prog="job") == 130
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "rerun the same command to resume" in err
+
+
+def test_bugs_keep_their_traceback():
+    def bug(argv):
+        raise ZeroDivisionError
+
+    with pytest.raises(ZeroDivisionError):
+        run_cli(bug, [], prog="job")
+
+
+def test_check_writable_creates_nothing(tmp_path):
+    target = tmp_path / "a" / "b" / "out"
+    assert check_writable(target) == target
+    assert list(tmp_path.iterdir()) == []  # the probe left nothing behind
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(UsageError, match="is a file, not a folder"):
+        check_writable(blocker / "out")
+    if os.geteuid() != 0:  # root ignores permission bits; the file case above covers root
+        ro = tmp_path / "ro"
+        ro.mkdir(mode=0o555)
+        with pytest.raises(UsageError, match="not writable"):
+            check_writable(ro / "out")
+
+
+def test_progress_default_is_off_outside_a_terminal(monkeypatch):
+    assert progress_enabled(True) is True and progress_enabled(False) is False
+    monkeypatch.setenv("CI", "true")
+    assert progress_enabled(None) is False
+
+
+def test_sigterm_is_an_interrupt_with_exit_130(tmp_path):
+    code = ("import os, signal, sys\n"
+            "from common import run_cli\n"
+            "def job(argv):\n"
+            "    os.kill(os.getpid(), signal.SIGTERM)\n"
+            "    import time; time.sleep(5)\n"
+            "sys.exit(run_cli(job, [], prog='job'))\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 130 and proc.stderr.count("\n") == 1, proc.stderr
+
+
+def test_worker_dies_with_its_parent(tmp_path):
+    """die_with_parent: a grandchild that asked for it is killed when its parent is SIGKILLed."""
+    if not sys.platform.startswith("linux"):
+        pytest.skip("PR_SET_PDEATHSIG is Linux-only")
+    pidfile = tmp_path / "worker.pid"
+    worker = ("import os, time, sys\n"
+              "from common.cli import die_with_parent\n"
+              "die_with_parent()\n"
+              f"open({str(pidfile)!r}, 'w').write(str(os.getpid()))\n"
+              "time.sleep(60)\n")
+    parent = ("import subprocess, sys, time\n"
+              f"subprocess.Popen([sys.executable, '-c', {worker!r}])\n"
+              "time.sleep(60)\n")
+    proc = subprocess.Popen([sys.executable, "-c", parent])
+    import time
+
+    deadline = time.time() + 60
+    while not pidfile.exists() and time.time() < deadline:
+        time.sleep(0.2)
+    assert pidfile.exists(), "the worker never started"
+    worker_pid = int(pidfile.read_text())
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        try:
+            os.kill(worker_pid, 0)
+        except ProcessLookupError:
+            return
+        with open(f"/proc/{worker_pid}/stat") as f:  # a zombie waiting for init to reap it is dead too
+            if f.read().split(")")[-1].split()[0] == "Z":
+                return
+        time.sleep(0.2)
+    os.kill(worker_pid, signal.SIGKILL)
+    pytest.fail("the worker outlived its parent")
