@@ -135,3 +135,60 @@ def test_backprop_mlp_has_the_same_hidden_layers():
 def test_bad_sizes_are_rejected():
     with pytest.raises(ValueError, match="at least one layer"):
         FFNet((784,))
+
+
+def test_shared_first_layer_equals_the_plain_path():
+    """Sharing layer 1's label-free work between labels changes nothing but the speed: same scores, same
+    losses and the same gradients as embedding every label and running each copy through the whole net."""
+    torch.manual_seed(0)
+    shared = SupervisedFF((784, 40, 30, 20), label_value=3.0)
+    plain = SupervisedFF((784, 40, 30, 20), label_value=3.0, shared_first_layer=False)
+    plain.load_state_dict(shared.state_dict())
+    X = torch.rand(12, 1, 28, 28, dtype=torch.float32)
+    y = torch.randint(0, 10, (12,), generator=torch.Generator().manual_seed(1))
+    wrong = random_wrong_labels(y, torch.Generator().manual_seed(2))
+    assert torch.allclose(shared.label_scores(X), plain.label_scores(X), atol=1e-5)
+    for net in (shared, plain):
+        net.zero_grad()
+        sum(loss for loss, _ in net.labeled_losses(X, y, wrong)).backward()
+    for a, b in zip(shared.parameters(), plain.parameters()):
+        assert torch.allclose(a.grad, b.grad, atol=1e-5, rtol=1e-4)
+
+
+def test_peer_normalisation_pulls_unit_activities_together_and_stays_local():
+    torch.manual_seed(0)
+    net = FFNet((784, 16, 12), peer_norm=0.5)
+    before = net.layers[0].running_mean.clone()
+    losses = net.layer_losses(batch(seed=5), batch(seed=6))
+    assert not torch.equal(net.layers[0].running_mean, before)  # the running mean moved
+    assert all(stats["peer"] >= 0 for _, stats in losses)
+    net.zero_grad(set_to_none=True)
+    losses[1][0].backward()
+    assert net.layers[0].linear.weight.grad is None  # layer 2's peer term does not reach layer 1
+    # with all units at the same mean activity the term is zero; it grows with their spread
+    layer = net.layers[1]
+    layer.running_mean.fill_(1.0)
+    layer.peer_momentum = 1.0  # freeze the running mean: only its spread counts
+    _, stats = layer.loss(torch.randn(8, 16), torch.randn(8, 16))
+    assert float(stats["peer"]) == 0.0
+    layer.running_mean[0] = 5.0
+    _, stats = layer.loss(torch.randn(8, 16), torch.randn(8, 16))
+    assert float(stats["peer"]) > 0.5
+    net.eval()  # inference: no update of the running mean
+    frozen = layer.running_mean.clone()
+    layer.peer_momentum = 0.9
+    layer.loss(torch.randn(8, 16), torch.randn(8, 16))
+    assert torch.equal(layer.running_mean, frozen)
+
+
+def test_fused_adam_gives_the_same_update():
+    torch.manual_seed(0)
+    a, b = FFNet((784, 20, 20)), FFNet((784, 20, 20))
+    b.load_state_dict(a.state_dict())
+    x_pos, x_neg = batch(seed=7), batch(seed=8)
+    for net, fused in ((a, True), (b, False)):
+        optimizers = layer_optimizers(net, 1e-2, fused=fused)
+        for _ in range(3):
+            net.train_step(x_pos, x_neg, optimizers)
+    for p, q in zip(a.parameters(), b.parameters()):
+        assert torch.allclose(p, q, atol=1e-6)
