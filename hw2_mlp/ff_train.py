@@ -4,22 +4,22 @@
 
 - ``"supervised"``: positive = image with its true label embedded, negative = the same image with a wrong
   label drawn afresh for every batch of every epoch (uniformly, or the model's own favourite wrong labels
-  with ``negatives="hard"``).
+  with ``negatives="hard"``: drawn in proportion to the accumulated goodness of every wrong label).
 - ``"unsupervised"``: positive = the real image, negative = a hybrid of two images under a blob mask,
   drawn afresh for every batch. Labels are never looked at.
 
-Every epoch logs, per layer, the local loss, the mean goodness of positive and negative data and the
-fraction of positives/negatives on the right side of the threshold (``ff_acc``); the supervised variant
-also logs train (fixed subset) and test accuracy of goodness-based prediction. A checkpoint is written
-atomically after each epoch; with ``resume`` training continues where it stopped, bit for bit.
+Every epoch logs, per layer, the local loss, the mean goodness of positive and negative data, the fraction
+of positives/negatives on the right side of the threshold (``ff_acc``) and the peer-normalisation term; the
+supervised variant also logs train (fixed subset), validation and (every ``test_every`` epochs) test
+accuracy of goodness-based prediction. A checkpoint is written atomically after each epoch (tensors and
+plain values only, read back with ``weights_only=True``) and carries the settings it was trained with; with
+``resume`` training continues where it stopped, bit for bit, and a checkpoint of other settings is refused.
 
 :func:`fit_linear_probe` trains the linear softmax read-out (one-pass supervised variant, and the
 classifier on top of the frozen unsupervised net) with :func:`common.fit`.
 """
 from __future__ import annotations
 
-import os
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -31,12 +31,16 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from common import TensorBatches, TensorSplit, evaluate, fit
+from common.cli import progress_enabled
+from common.errors import CheckpointError
+from common.io import load_checkpoint, save_atomic, settings_key
 
 from .ff_data import MASK_BLUR_STEPS, hard_wrong_labels, hybrid_images, random_wrong_labels
-from .forward_forward import FFNet, SupervisedFF, ff_loss, goodness, layer_optimizers
+from .forward_forward import STAT_KEYS, FFNet, SupervisedFF, ff_loss, goodness, layer_optimizers
 
 MODES = ("supervised", "unsupervised")
 NEGATIVES = ("random", "hard")
+CODE_VERSION = 2  # bump when a change to the training code changes results: old checkpoints then start fresh
 
 
 @dataclass(frozen=True)
@@ -47,20 +51,21 @@ class FFTrainConfig:
     batch_size: int = 100
     lr: float = 1e-3
     weight_decay: float = 0.0
-    cooldown: bool = True          # linear learning-rate decay to 0 over the second half of training
+    cooldown: bool = True          # linear learning-rate decay over the second half of training
     negatives: str = "random"      # supervised only: "random" or "hard" wrong labels
     hard_temperature: float = 1.0  # softmax temperature on per-unit goodness for hard wrong labels
     mask_steps: int = MASK_BLUR_STEPS
     eval_train_size: int = 2000    # per-epoch train accuracy on a fixed subset (evaluating all is 10x a pass)
     probe_size: int = 500          # images whose per-layer goodness is kept each epoch (histograms)
+    test_every: int = 1            # supervised: test accuracy every this many epochs (and after the last)
     seed: int = 0
 
 
 @dataclass
 class FFHistory:
-    """Per-epoch records: ``{'epoch', 'seconds', 'examples_per_s', 'lr', 'layers': [{'loss', 'g_pos',
-    'g_neg', 'ff_acc'}, ...], 'train_acc', 'test_acc'}`` plus ``probe_goodness`` (per layer, the
-    goodness of the fixed probe images, positive and negative, as lists)."""
+    """Per-epoch records: ``{'epoch', 'seconds', 'eval_seconds', 'examples_per_s', 'lr', 'layers': [{'loss',
+    'g_pos', 'g_neg', 'ff_acc', 'peer'}, ...], 'train_acc', 'val_acc', 'test_acc'}`` plus ``probe_goodness``
+    (per layer, the goodness of the fixed probe images, positive and negative, as lists)."""
 
     records: list[dict] = field(default_factory=list)
 
@@ -84,16 +89,30 @@ def lr_at(config: FFTrainConfig, epoch: int) -> float:
     return config.lr * (config.num_epochs - epoch) / (config.num_epochs - half + 1)
 
 
+def wrong_labels(net: SupervisedFF, X: torch.Tensor, y: torch.Tensor, config: FFTrainConfig,
+                 generator: torch.Generator) -> torch.Tensor:
+    """The negative labels of one batch: uniformly random wrong ones, or the net's own favourites."""
+    if config.negatives == "hard":
+        return hard_wrong_labels(net.label_scores(X), y, generator, config.hard_temperature)
+    return random_wrong_labels(y, generator, net.num_classes)
+
+
 def make_pair(net: FFNet, mode: str, X: torch.Tensor, y: torch.Tensor, config: FFTrainConfig,
               generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """Positive and negative inputs, both (B, D), for one batch of images X (B, 1, H, W)."""
     if mode == "unsupervised":
         return X.flatten(1), hybrid_images(X, generator, steps=config.mask_steps).flatten(1)
-    if config.negatives == "hard":
-        wrong = hard_wrong_labels(net.label_scores(X), y, generator, config.hard_temperature)
-    else:
-        wrong = random_wrong_labels(y, generator, net.num_classes)
-    return net.embed(X, y), net.embed(X, wrong)
+    return net.embed(X, y), net.embed(X, wrong_labels(net, X, y, config, generator))
+
+
+def train_step(net: FFNet, mode: str, X: torch.Tensor, y: torch.Tensor, config: FFTrainConfig,
+               generator: torch.Generator, optimizers: list[torch.optim.Optimizer]) -> list[dict]:
+    """One update of every layer on the batch (X, y); the supervised net shares its first layer's work
+    between the positive and the negative copy of each image (:meth:`SupervisedFF.labeled_step`)."""
+    if mode == "unsupervised":
+        return net.train_step(X.flatten(1), hybrid_images(X, generator, steps=config.mask_steps).flatten(1),
+                              optimizers)
+    return net.labeled_step(X, y, wrong_labels(net, X, y, config, generator), optimizers)
 
 
 @torch.no_grad()
@@ -123,23 +142,38 @@ def fixed_pair(net: FFNet, mode: str, split: TensorSplit, config: FFTrainConfig,
     return net.embed(X, y), net.embed(X, random_wrong_labels(y, generator, net.num_classes))
 
 
-def _save_atomic(obj: dict, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)  # a kill mid-write leaves the previous checkpoint intact
+def checkpoint_file(folder: str | Path, variant: str, settings: dict) -> Path:
+    """``folder/ff_<variant>_<key>.pt`` with ``key`` a hash of every setting that changes the result, so a run
+    with other settings never resumes from this one's checkpoint."""
+    return Path(folder) / f"ff_{variant}_{settings_key({**settings, 'code_version': CODE_VERSION})}.pt"
+
+
+def train_settings(net: FFNet, mode: str, config: FFTrainConfig) -> dict:
+    """What the checkpoint must match to be resumed: mode, sizes, the layers' options and the config."""
+    first = net.layers[0]
+    return {"mode": mode, "sizes": list(net.sizes), "theta": [layer.theta for layer in net.layers],
+            "peer_norm": first.peer_norm, "label_value": getattr(net, "label_value", None),
+            "config": asdict(config), "code_version": CODE_VERSION}
 
 
 def train_ff(net: FFNet, train: TensorSplit, config: FFTrainConfig = FFTrainConfig(), *,
-             mode: str = "supervised", test: TensorSplit | None = None,
-             checkpoint_path: str | Path | None = None, resume: bool = True, progress: bool | None = None,
-             log: Callable[[str], None] | None = print) -> FFHistory:
+             mode: str = "supervised", val: TensorSplit | None = None, test: TensorSplit | None = None,
+             checkpoint_path: str | Path | None = None, settings: dict | None = None, resume: bool = True,
+             progress: bool | None = None, log: Callable[[str], None] | None = print,
+             on_epoch: Callable[[FFNet, dict, "FFHistory"], None] | None = None,
+             after_epoch: Callable[[FFNet, dict, "FFHistory"], None] | None = None) -> FFHistory:
     """Train every layer of ``net`` on its own FF loss for ``config.num_epochs`` epochs.
 
     Args:
         net: a :class:`SupervisedFF` for ``mode="supervised"``, any :class:`FFNet` for ``"unsupervised"``.
-        train / test: image splits (X (N, 1, H, W), y (N,)); ``test`` only feeds the supervised log.
+        train / val / test: image splits (X (N, 1, H, W), y (N,)); ``val`` and ``test`` only feed the
+            supervised log (val every epoch, test every ``config.test_every`` epochs and after the last).
         checkpoint_path: saved after every epoch; an existing file is resumed from when ``resume``.
+        settings: extra settings the checkpoint must match (data limits...), besides
+            :func:`train_settings`; a checkpoint of other settings raises :class:`CheckpointError`.
+        on_epoch: ``f(net, record, history)`` after each epoch, before the checkpoint is written; it may add
+            keys to ``record`` (they are checkpointed).
+        after_epoch: ``f(net, record, history)`` once the epoch's checkpoint is written (partial results).
         log: called with one line per epoch (``None`` for silence).
     """
     if mode not in MODES:
@@ -158,63 +192,72 @@ def train_ff(net: FFNet, train: TensorSplit, config: FFTrainConfig = FFTrainConf
     probe_pos, probe_neg = fixed_pair(net, mode, probe, config, config.seed + 2)
     eval_train = train.head(config.eval_train_size, config.seed).to(device)
     history, start = FFHistory(), 0
+    expected = {**train_settings(net, mode, config), **(settings or {})}
     path = Path(checkpoint_path) if checkpoint_path is not None else None
     if path is not None and resume and path.exists():
-        start = _load(path, net, optimizers, batches, generator, history, mode)
-    if progress is None:
-        progress = sys.stderr.isatty() and os.environ.get("CI") is None
+        start = _load(path, net, optimizers, batches, generator, history, expected)
+    progress = progress_enabled(progress)
     for epoch in range(start, config.num_epochs):
+        net.train()
         for optimizer in optimizers:
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(config, epoch)
-        sums = torch.zeros(len(net.layers), 4)
+        sums = torch.zeros(len(net.layers), len(STAT_KEYS))
         tic, steps = time.perf_counter(), 0
         bar = tqdm(batches, desc=f"FF {mode} epoch {epoch + 1}/{config.num_epochs}", disable=not progress,
                    leave=False)
         for X, y in bar:
-            X_pos, X_neg = make_pair(net, mode, X, y, config, generator)
-            stats = net.train_step(X_pos, X_neg, optimizers)
-            sums += torch.tensor([[float(s[k]) for k in ("loss", "g_pos", "g_neg", "ff_acc")] for s in stats])
+            stats = train_step(net, mode, X, y, config, generator, optimizers)
+            sums += torch.stack([torch.stack([s[k] for k in STAT_KEYS]) for s in stats]).cpu()
             steps += 1
-            if steps % 50 == 0:
+            if progress and steps % 50 == 0:
                 bar.set_postfix(loss=f"{float(stats[-1]['loss']):.3f}")
         seconds = time.perf_counter() - tic
         means = (sums / max(steps, 1)).tolist()
         record = {"epoch": epoch + 1, "seconds": seconds,
                   "examples_per_s": steps * config.batch_size / seconds,
                   "lr": lr_at(config, epoch),
-                  "layers": [dict(zip(("loss", "g_pos", "g_neg", "ff_acc"), row)) for row in means]}
+                  "layers": [dict(zip(STAT_KEYS, row)) for row in means]}
+        tic = time.perf_counter()
+        net.eval()
         if mode == "supervised":
             record["train_acc"] = accuracy_of(net, eval_train)
-            if test is not None:
+            if val is not None and len(val):
+                record["val_acc"] = accuracy_of(net, val.to(device))
+            if test is not None and ((epoch + 1) % max(config.test_every, 1) == 0
+                                     or epoch + 1 == config.num_epochs):
                 record["test_acc"] = accuracy_of(net, test.to(device))
         record["probe_goodness"] = [{k: v.cpu().tolist() for k, v in part.items()}
                                     for part in layer_goodness(net, probe_pos, probe_neg)]
         history.records.append(record)
+        if on_epoch is not None:
+            on_epoch(net, record, history)
+        record["eval_seconds"] = time.perf_counter() - tic
         if path is not None:
-            _save_atomic({"epoch": epoch + 1, "mode": mode, "sizes": net.sizes, "config": asdict(config),
-                          "net": net.state_dict(), "optimizers": [o.state_dict() for o in optimizers],
-                          "batches": batches.state_dict(), "generator": generator.get_state(),
-                          "records": history.records}, path)
+            save_atomic({"epoch": epoch + 1, "settings": expected, "net": net.state_dict(),
+                         "optimizers": [o.state_dict() for o in optimizers],
+                         "batches": batches.state_dict(), "generator": generator.get_state(),
+                         "records": history.records}, path)
         if log is not None:
             log(format_record(record))
+        if after_epoch is not None:
+            after_epoch(net, record, history)
+    net.eval()
     return history
 
 
-def _load(path: Path, net, optimizers, batches, generator, history: FFHistory, mode: str) -> int:
-    try:
-        state = torch.load(path, map_location=next(net.parameters()).device, weights_only=False)
-    except Exception as err:
-        raise RuntimeError(f"checkpoint {path} cannot be loaded ({type(err).__name__}: {err}); delete it to "
-                           f"start over, or pass resume=False.") from err
-    if state["mode"] != mode or tuple(state["sizes"]) != net.sizes:
-        raise ValueError(f"checkpoint {path} is for a {state['mode']} net of sizes {state['sizes']}, not "
-                         f"{mode} {net.sizes}; use another checkpoint path or resume=False.")
+def _load(path: Path, net, optimizers, batches, generator, history: FFHistory, expected: dict) -> int:
+    state = load_checkpoint(path, map_location=next(net.parameters()).device)
+    saved = state.get("settings")
+    if saved != expected:
+        differ = sorted(k for k in set(expected) | set(saved or {}) if (saved or {}).get(k) != expected.get(k))
+        raise CheckpointError(f"checkpoint {path} was trained with other settings ({', '.join(differ)} "
+                              f"differ); use another checkpoint path or delete it to start fresh.")
     net.load_state_dict(state["net"])
-    for optimizer, saved in zip(optimizers, state["optimizers"]):
-        optimizer.load_state_dict(saved)
+    for optimizer, saved_state in zip(optimizers, state["optimizers"]):
+        optimizer.load_state_dict(saved_state)
     batches.load_state_dict(state["batches"])
-    generator.set_state(state["generator"])
+    generator.set_state(state["generator"].cpu())
     history.records.extend(state["records"])
     return int(state["epoch"])
 
@@ -223,7 +266,8 @@ def format_record(record: dict) -> str:
     """One log line: epoch, per-layer loss / mean goodness (pos/neg) / ff_acc, accuracies, speed."""
     layers = " | ".join(f"L{i + 1} loss {lay['loss']:.3f} g+ {lay['g_pos']:.0f} g- {lay['g_neg']:.0f} "
                         f"acc {lay['ff_acc']:.3f}" for i, lay in enumerate(record["layers"]))
-    accs = "".join(f" | {k} {record[k]:.4f}" for k in ("train_acc", "test_acc") if k in record)
+    accs = "".join(f" | {k} {record[k]:.4f}" for k in ("train_acc", "val_acc", "test_acc",
+                                                         "quick_probe_test_acc") if k in record)
     return (f"epoch {record['epoch']:3d} | {layers}{accs} | {record['seconds']:.1f} s, "
             f"{record['examples_per_s']:.0f} ex/s")
 
@@ -271,4 +315,5 @@ def probe_features(net: FFNet, split: TensorSplit, neutral: bool, batch_size: in
 
 
 __all__ = ["FFTrainConfig", "FFHistory", "train_ff", "fit_linear_probe", "probe_features", "accuracy_of",
-           "ff_losses", "fixed_pair", "layer_goodness", "format_record", "lr_at"]
+           "ff_losses", "fixed_pair", "layer_goodness", "format_record", "lr_at", "checkpoint_file",
+           "train_settings", "train_step", "CODE_VERSION"]

@@ -3,8 +3,11 @@ import pytest
 import torch
 
 from common import TensorSplit, load_dataset
+from common.errors import CheckpointError, UsageError
+from common.io import load_checkpoint
 from hw2_mlp.ff_run import FFRunConfig, config_from_args, parse_args, run_supervised, run_unsupervised
-from hw2_mlp.ff_train import FFTrainConfig, fit_linear_probe, lr_at, probe_features, train_ff
+from hw2_mlp.ff_train import (FFTrainConfig, checkpoint_file, fit_linear_probe, lr_at, probe_features,
+                              train_ff)
 from hw2_mlp.forward_forward import FFNet, SupervisedFF
 
 
@@ -36,7 +39,7 @@ def test_logs_have_per_layer_loss_goodness_and_accuracy(digits):
     history = train_ff(net, train, small_config(), test=test, log=lines.append)
     assert len(history) == 2 and len(lines) == 2
     record = history.records[-1]
-    assert set(record["layers"][0]) == {"loss", "g_pos", "g_neg", "ff_acc"} and len(record["layers"]) == 2
+    assert set(record["layers"][0]) == {"loss", "g_pos", "g_neg", "ff_acc", "peer"} and len(record["layers"]) == 2
     assert 0.0 <= record["test_acc"] <= 1.0 and record["examples_per_s"] > 0
     assert len(record["probe_goodness"][1]["pos"]) == 50
     assert len(history.layer("g_pos")) == 2 and len(history.layer("g_pos")[0]) == 2
@@ -49,7 +52,7 @@ def test_a_finished_run_reloads_without_retraining(digits, tmp_path):
     torch.manual_seed(0)
     done = FFNet((64, 16, 16))
     train_ff(done, train, small_config(), mode="unsupervised", log=None, checkpoint_path=path)
-    assert torch.load(path, weights_only=False)["epoch"] == 2
+    assert load_checkpoint(path)["epoch"] == 2  # tensors and plain values only: loads with weights_only
     again = FFNet((64, 16, 16))
     history = train_ff(again, train, small_config(), mode="unsupervised", log=None, checkpoint_path=path)
     assert len(history) == 2
@@ -58,20 +61,38 @@ def test_a_finished_run_reloads_without_retraining(digits, tmp_path):
 
 def test_resume_mid_run_matches_an_uninterrupted_run(digits, tmp_path):
     train, _ = digits
+    config = small_config(num_epochs=3)
     torch.manual_seed(0)
-    straight = FFNet((64, 16, 16))
-    train_ff(straight, train, small_config(num_epochs=3, cooldown=False), mode="unsupervised", log=None)
+    straight = FFNet((64, 16, 16), peer_norm=0.03)
+    train_ff(straight, train, config, mode="unsupervised", log=None)
     path = tmp_path / "ff.pt"
+
+    def interrupt_after_two(net, record, history):
+        if record["epoch"] == 3:
+            raise KeyboardInterrupt  # Ctrl-C during the third epoch's evaluation: epoch 2 is checkpointed
+
     torch.manual_seed(0)
-    interrupted = FFNet((64, 16, 16))
-    train_ff(interrupted, train, small_config(num_epochs=2, cooldown=False), mode="unsupervised", log=None,
-             checkpoint_path=path)
-    resumed = FFNet((64, 16, 16))
-    history = train_ff(resumed, train, small_config(num_epochs=3, cooldown=False), mode="unsupervised",
-                       log=None, checkpoint_path=path)
+    with pytest.raises(KeyboardInterrupt):
+        train_ff(FFNet((64, 16, 16), peer_norm=0.03), train, config, mode="unsupervised", log=None,
+                 checkpoint_path=path, on_epoch=interrupt_after_two)
+    assert load_checkpoint(path)["epoch"] == 2
+    resumed = FFNet((64, 16, 16), peer_norm=0.03)
+    history = train_ff(resumed, train, config, mode="unsupervised", log=None, checkpoint_path=path)
     assert [r["epoch"] for r in history.records] == [1, 2, 3]
-    for a, b in zip(straight.parameters(), resumed.parameters()):
-        assert torch.allclose(a, b, atol=1e-6)
+    for a, b in zip(straight.state_dict().values(), resumed.state_dict().values()):
+        assert torch.allclose(a, b, atol=1e-6)  # weights and peer-normalisation running means
+
+
+def test_a_checkpoint_of_other_settings_is_not_resumed(digits, tmp_path):
+    """Another learning rate or epoch count is another run: refused at the same path, and ff_run's
+    checkpoint names (a hash of the settings) keep such runs apart in one folder."""
+    train, _ = digits
+    path = tmp_path / "ff.pt"
+    train_ff(FFNet((64, 8)), train, small_config(num_epochs=1), mode="unsupervised", log=None,
+             checkpoint_path=path)
+    for changed in (small_config(num_epochs=1, lr=1e-2), small_config(num_epochs=2)):
+        with pytest.raises(CheckpointError, match="other settings .*config"):
+            train_ff(FFNet((64, 8)), train, changed, mode="unsupervised", log=None, checkpoint_path=path)
 
 
 def test_checkpoint_of_another_net_is_refused(digits, tmp_path):
@@ -79,7 +100,7 @@ def test_checkpoint_of_another_net_is_refused(digits, tmp_path):
     path = tmp_path / "ff.pt"
     train_ff(FFNet((64, 8)), train, small_config(num_epochs=1), mode="unsupervised", log=None,
              checkpoint_path=path)
-    with pytest.raises(ValueError, match="checkpoint .* is for"):
+    with pytest.raises(CheckpointError, match="other settings .*sizes"):
         train_ff(FFNet((64, 12)), train, small_config(num_epochs=2), mode="unsupervised", log=None,
                  checkpoint_path=path)
 
@@ -116,14 +137,44 @@ def test_linear_probe_on_frozen_features(digits):
 
 
 def test_cli_profiles_and_overrides():
-    args = parse_args(["--profile", "full", "--hidden", "500,500", "--sup-epochs", "3"])
+    args = parse_args(["--profile", "full", "--hidden", "500,500", "--sup-epochs", "3", "--peer-norm", "0.03",
+                       "--theta", "1", "--merge-val", "1"])
     profile, config = config_from_args(args)
     assert profile == "full" and config.hidden == (500, 500) and config.sup_epochs == 3
-    assert config.limit_train is None and config.merge_val  # full = all 60k training images
+    assert config.limit_train is None and config.merge_val  # all 60k training images
+    assert config.peer_norm == 0.03 and config.theta_per_unit == 1.0
     _, paper = config_from_args(parse_args(["--profile", "full"]))
     assert paper.hidden == (2000,) * 4 and paper.sup_epochs == 60 and paper.unsup_epochs == 100
-    with pytest.raises(SystemExit, match="comma-separated"):
-        config_from_args(parse_args(["--hidden", "wide"]))
+    for bad, match in ((["--hidden", "wide"], "comma-separated"), (["--sup-epochs", "-1"], "--sup-epochs"),
+                       (["--unsup-epochs", "0"], "--unsup-epochs"), (["--lr", "0"], "--lr"),
+                       (["--lr", "nan"], "--lr"), (["--negatives", "easy"], "--negatives"),
+                       (["--batch-size", "1"], "--batch-size"), (["--peer-norm", "-1"], "--peer-norm")):
+        with pytest.raises(UsageError, match=match):
+            config_from_args(parse_args(bad))
+
+
+def test_a_checkpoint_with_code_in_it_is_refused_without_running_it(digits, tmp_path):
+    train, _ = digits
+    path = tmp_path / "ff.pt"
+
+    class Exploit:
+        def __reduce__(self):
+            return (exec, ("open(%r, 'w').write('ran')" % str(tmp_path / "pwned"),))
+
+    torch.save({"epoch": 1, "payload": Exploit()}, path)
+    with pytest.raises(CheckpointError, match="refused"):
+        train_ff(FFNet((64, 8)), train, small_config(), mode="unsupervised", log=None, checkpoint_path=path)
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_checkpoint_names_change_with_every_setting(tmp_path):
+    base = {"config": {"lr": 1e-3, "hidden": [8]}, "limit_train": 100}
+    names = {checkpoint_file(tmp_path, "supervised", base),
+             checkpoint_file(tmp_path, "supervised", {**base, "config": {"lr": 2e-3, "hidden": [8]}}),
+             checkpoint_file(tmp_path, "supervised", {**base, "limit_train": 200}),
+             checkpoint_file(tmp_path, "unsupervised", base)}
+    assert len(names) == 4
+    assert checkpoint_file(tmp_path, "supervised", base) == checkpoint_file(tmp_path, "supervised", dict(base))
 
 
 # ------------------------------------------------------------------------------- real MNIST, short runs
