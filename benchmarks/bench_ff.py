@@ -1,13 +1,15 @@
 """Forward-Forward training and prediction speed: the old code path and the current one, side by side.
 
-    python benchmarks/bench_ff.py [--hidden 1000,1000,1000] [--steps 40] [--repeats 3] [--threads 1]
+    python benchmarks/bench_ff.py [--hidden 1000,1000,1000] [--steps 40] [--repeats 3] [--threads 1] \
+        [--out hw2_mlp/results/ff_bench.json]
 
 Old path (hw2_mlp before issue #19): every step embeds the label into a positive and a negative copy of
-each image and runs both through the whole net (``make_pair`` + ``FFNet.train_step``), with the per-layer
-statistics converted to Python floats every step; prediction runs all ten labelled copies through every
+each image and runs both through the whole net (``make_pair`` + ``FFNet.train_step``), updates with the
+for-each Adam, and converts the per-layer statistics to Python floats every step; prediction runs all ten labelled copies through every
 layer. Current path (``ff_train.train_step``): the first layer's label-independent work is computed once per
 image and shared by the positive and the negative copy, and by all ten candidate labels at prediction time
-(:class:`hw2_mlp.forward_forward.SupervisedFF`, ``shared_first_layer``); statistics stay tensors. The same
+(:class:`hw2_mlp.forward_forward.SupervisedFF`, ``shared_first_layer``); Adam is fused (one kernel per
+layer); statistics stay tensors. The same
 net, batch (100), optimizer and data; old and new alternate within each repeat so a shared machine's load
 hits both alike; the median of ``--repeats`` is reported with the ratio. Uses MNIST from $DLHW_DATA when set,
 else uniform noise images (dense matmuls take the same time on any pixel values).
@@ -17,6 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import shlex
 import statistics
 import sys
 import time
@@ -27,6 +30,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from common import load_dataset, torch_threads  # noqa: E402
 from common.errors import DataError  # noqa: E402
+from common.io import write_json_atomic  # noqa: E402
 from hw2_mlp.ff_train import FFTrainConfig, make_pair, train_step  # noqa: E402
 from hw2_mlp.forward_forward import STAT_KEYS, SupervisedFF, layer_optimizers  # noqa: E402
 
@@ -55,7 +59,7 @@ def time_training(shared: bool, X, y, sizes, steps: int, batch: int, negatives: 
     """Training examples (images) per second over ``steps`` steps."""
     torch.manual_seed(0)
     net = SupervisedFF(sizes, shared_first_layer=shared)
-    optimizers = layer_optimizers(net, 1e-3)
+    optimizers = layer_optimizers(net, 1e-3, fused=shared)  # the old code's Adam was the for-each one
     config = FFTrainConfig(batch_size=batch, negatives=negatives)
     generator = torch.Generator().manual_seed(1)
     step = new_step if shared else old_step
@@ -84,6 +88,7 @@ def main(argv=None) -> int:
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--out", help="also write the table as JSON here")
     args = parser.parse_args(argv)
     sizes = (784,) + tuple(int(w) for w in args.hidden.split(","))
     X, y, source = images(max(args.steps * args.batch_size, 2000))
@@ -97,13 +102,21 @@ def main(argv=None) -> int:
                              ("prediction, 10 labels", lambda s: time_prediction(s, X[:2000], sizes))):
                 for shared in (False, True):
                     rows.setdefault((name, shared), []).append(fn(shared))
-    print(f"FF {'-'.join(map(str, sizes))}, batch {args.batch_size}, {source}, {args.threads} thread(s), "
-          f"median of {args.repeats}, torch {torch.__version__}, {os.cpu_count()} CPU cores, "
-          f"{platform.processor() or platform.machine()}, load {os.getloadavg()[0]:.2f}")
+    setting = (f"FF {'-'.join(map(str, sizes))}, batch {args.batch_size}, {source}, {args.threads} thread(s), "
+               f"median of {args.repeats}, torch {torch.__version__}, {os.cpu_count()} CPU cores, "
+               f"{platform.processor() or platform.machine()}, load {os.getloadavg()[0]:.2f}")
+    table = [{"what": name, "old": statistics.median(rows[(name, False)]),
+              "new": statistics.median(rows[(name, True)])} for name in dict.fromkeys(k[0] for k in rows)]
+    print(setting)
     print(f"{'what':<32} {'old ex/s':>10} {'new ex/s':>10} {'new / old':>10}")
-    for name in dict.fromkeys(k[0] for k in rows):
-        old, new = statistics.median(rows[(name, False)]), statistics.median(rows[(name, True)])
-        print(f"{name:<32} {old:10.0f} {new:10.0f} {new / old:9.2f}x")
+    for row in table:
+        print(f"{row['what']:<32} {row['old']:10.0f} {row['new']:10.0f} {row['new'] / row['old']:9.2f}x")
+    if args.out:
+        argv_text = " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+        write_json_atomic(args.out, {"command": f"python benchmarks/bench_ff.py {argv_text}".strip(),
+                                     "setting": setting, "rows": table,
+                                     "units": "training images (one positive + one negative each) or images "
+                                              "scored under all ten labels, per second"})
     return 0
 
 
