@@ -1,7 +1,11 @@
 """Executable checks for ``theory/hw2_cnn.md`` question Q6 (MobileNets, SE, NAS, progressive shrinking).
 
-Formulas are compared with torch convolutions, ``torch.utils.flop_counter.FlopCounterMode`` (which counts
-2 FLOPs per multiply-add), torchvision's ``SqueezeExcitation``, or Monte-Carlo estimates, in float64.
+The blocks and cost formulas of the practical package are imported (``hw2_cnn.flops``: the separable conv, its
+cost ratio, FLOP measurement with ``FlopCounterMode`` (2 FLOPs per multiply-add) and parameter counting;
+``hw2_cnn.mobilenet``: ``InvertedResidual``, ``SqueezeExcite``, ``se_params``), so the answers check the shipped
+code. Independent references, kept because their independence is the check: torchvision's
+``SqueezeExcitation``, ``resnet50`` and ResNet ``Bottleneck``, hand-written formulas, autograd and Monte-Carlo
+estimates in float64.
 """
 from __future__ import annotations
 
@@ -11,34 +15,18 @@ import math
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torch.utils.flop_counter import FlopCounterMode
 
+from hw2_cnn.flops import count_parameters, measure_flops, separable_conv, separable_ratio, standard_conv
+from hw2_cnn.mobilenet import InvertedResidual, SqueezeExcite, se_params
 from theory.checks.hw2_common import DTYPE, gen as _gen, one_thread
 
 
-def count_flops(module: nn.Module, x: torch.Tensor) -> int:
-    """FLOPs of one forward pass as counted by torch (2 per multiply-add of conv/matmul)."""
-    with FlopCounterMode(display=False) as counter:
-        module(x)
-    return counter.get_total_flops()
-
-
-def num_params(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
-
-
 # ---------------------------------------------------------------------------- Q6.1 depthwise separable conv
-def separable_conv(c_in: int, c_out: int, k: int) -> nn.Sequential:
-    """Depthwise k x k (groups=c_in), then pointwise 1 x 1; 'same' padding, no bias, no BN (MobileNet V1)."""
-    return nn.Sequential(nn.Conv2d(c_in, c_in, k, padding=k // 2, groups=c_in, bias=False),
-                         nn.Conv2d(c_in, c_out, 1, bias=False)).double()
-
-
 def separable_equals_factored_standard(seed: int = 0) -> bool:
-    """DW(K_hat) -> PW(P) is the standard conv with kernel K[n, m] = P[n, m] * K_hat[m] (rank one per m)."""
+    """The package's DW(K_hat) -> PW(P) is the standard conv with kernel K[n, m] = P[n, m] * K_hat[m]."""
     torch.manual_seed(seed)
     c_in, c_out, k = 4, 6, 3
-    ds = separable_conv(c_in, c_out, k)
+    ds = separable_conv(c_in, c_out, k).double()
     dw, pw = ds[0].weight, ds[1].weight                        # (c_in, 1, k, k), (c_out, c_in, 1, 1)
     kernel = pw[:, :, 0, 0, None, None] * dw[None, :, 0]       # (c_out, c_in, k, k)
     x = torch.randn(2, c_in, 9, 9, generator=_gen(seed), dtype=DTYPE)
@@ -94,55 +82,37 @@ def fitted_separable_error(seed: int = 0, c_in: int = 3, c_out: int = 5, k: int 
 
 @one_thread
 def separable_flop_ratio(c_in: int, c_out: int, k: int, size: int) -> tuple[float, float]:
-    """(FlopCounterMode ratio separable / standard, formula 1/c_out + 1/k^2) on a size x size input."""
-    x = torch.randn(1, c_in, size, size, dtype=DTYPE)
-    standard = nn.Conv2d(c_in, c_out, k, padding=k // 2, bias=False).double()
-    measured = count_flops(separable_conv(c_in, c_out, k), x) / count_flops(standard, x)
-    return measured, 1 / c_out + 1 / k**2
+    """(measured FLOP ratio separable / standard of the package's modules, the package's closed form)."""
+    measured = (measure_flops(separable_conv(c_in, c_out, k), (c_in, size, size))
+                / measure_flops(standard_conv(c_in, c_out, k), (c_in, size, size)))
+    return measured, separable_ratio(c_out, k)
 
 
 def separable_param_counts(c_in: int, c_out: int, k: int) -> tuple[int, int]:
-    """(standard conv params, separable params), read from built modules (no bias)."""
-    return num_params(nn.Conv2d(c_in, c_out, k, bias=False)), num_params(separable_conv(c_in, c_out, k))
+    """(standard conv params, separable params), counted on the package's built modules (no bias)."""
+    return count_parameters(standard_conv(c_in, c_out, k)), count_parameters(separable_conv(c_in, c_out, k))
 
 
 # ------------------------------------------------------------------------------- Q6.2 inverted residuals
-class InvertedResidual(nn.Module):
-    """MobileNetV2 block (stride 1): 1x1 expand to t*c (ReLU6) -> 3x3 depthwise (ReLU6) -> 1x1 linear project,
-    identity shortcut between the narrow ends. BN omitted: it does not change FLOPs of the convs."""
-
-    def __init__(self, channels: int, expansion: int, k: int = 3):
-        super().__init__()
-        hidden = channels * expansion
-        self.expand = nn.Conv2d(channels, hidden, 1, bias=False)
-        self.depthwise = nn.Conv2d(hidden, hidden, k, padding=k // 2, groups=hidden, bias=False)
-        self.project = nn.Conv2d(hidden, channels, 1, bias=False)
-
-    def forward(self, x):  # (N, C, H, W) -> (N, C, H, W)
-        h = F.relu6(self.depthwise(F.relu6(self.expand(x))))
-        return x + self.project(h)
-
-
-class Bottleneck(nn.Module):
-    """ResNet bottleneck (stride 1): 1x1 reduce wide -> narrow, 3x3 dense, 1x1 restore; wide-end shortcut."""
-
-    def __init__(self, channels: int, reduction: int = 4, k: int = 3):
-        super().__init__()
-        narrow = channels // reduction
-        self.reduce = nn.Conv2d(channels, narrow, 1, bias=False)
-        self.conv = nn.Conv2d(narrow, narrow, k, padding=k // 2, bias=False)
-        self.restore = nn.Conv2d(narrow, channels, 1, bias=False)
-
-    def forward(self, x):
-        return F.relu(x + self.restore(F.relu(self.conv(F.relu(self.reduce(x))))))
+@one_thread
+def inverted_residual_macs(size: int, channels: int, expansion: int, k: int = 3) -> tuple[int, int]:
+    """(measured MACs of the package's stride-1 ``InvertedResidual``, formula h*w*t*c*(c + k^2 + c)).
+    Its BatchNorms and activations cost no multiply-adds in this convention, so only the three convs count."""
+    block = InvertedResidual(channels, channels, 1, expansion, k)
+    return (measure_flops(block, (channels, size, size)) // 2,
+            size * size * expansion * channels * (2 * channels + k * k))
 
 
 @one_thread
-def inverted_residual_macs(size: int, channels: int, expansion: int, k: int = 3) -> tuple[int, int]:
-    """(FlopCounterMode MACs, formula h*w*t*c*(c + k^2 + c)) of a stride-1 inverted residual block."""
-    x = torch.randn(1, channels, size, size, dtype=DTYPE)
-    measured = count_flops(InvertedResidual(channels, expansion, k).double(), x) // 2
-    return measured, size * size * expansion * channels * (2 * channels + k * k)
+def bottleneck_macs(size: int, channels: int) -> tuple[int, int]:
+    """(measured MACs of torchvision's ResNet ``Bottleneck`` with width channels/4, formula
+    h*w*(C*C/4 + 9*(C/4)^2 + C/4*C))."""
+    from torchvision.models.resnet import Bottleneck
+
+    narrow = channels // 4
+    block = Bottleneck(channels, narrow)                        # expansion 4: narrow * 4 == channels out
+    return (measure_flops(block, (channels, size, size)) // 2,
+            size * size * (channels * narrow + 9 * narrow * narrow + narrow * channels))
 
 
 @one_thread
@@ -198,50 +168,75 @@ def se_formula(u: torch.Tensor, w1, b1, w2, b2) -> torch.Tensor:
     return u * s[:, :, None, None]                      # (N, C, H, W) scale
 
 
-def se_matches_torchvision(channels: int = 16, r: int = 4, seed: int = 0) -> bool:
-    """Hand-written SE formula == torchvision.ops.misc.SqueezeExcitation with the same weights."""
+def se_matches_references(channels: int = 16, r: int = 4, seed: int = 0) -> tuple[bool, bool]:
+    """The hand-written SE formula == torchvision's ``SqueezeExcitation`` and == the package's ``SqueezeExcite``,
+    each with its own random weights plugged into the formula."""
     from torchvision.ops.misc import SqueezeExcitation
 
     torch.manual_seed(seed)
-    se = SqueezeExcitation(channels, channels // r).double()
     u = torch.randn(2, channels, 5, 7, generator=_gen(seed), dtype=DTYPE)
-    mine = se_formula(u, se.fc1.weight[:, :, 0, 0], se.fc1.bias, se.fc2.weight[:, :, 0, 0], se.fc2.bias)
-    return torch.allclose(mine, se(u))
+    tv = SqueezeExcitation(channels, channels // r).double()
+    ours = SqueezeExcite(channels, r).double()
+    fc = lambda conv: conv.weight[:, :, 0, 0]                  # noqa: E731  (a 1x1 conv is an FC layer)
+    tv_ok = torch.allclose(se_formula(u, fc(tv.fc1), tv.fc1.bias, fc(tv.fc2), tv.fc2.bias), tv(u))
+    ours_ok = torch.allclose(se_formula(u, fc(ours.reduce), ours.reduce.bias, fc(ours.expand), ours.expand.bias),
+                             ours(u))
+    return tv_ok, ours_ok
 
 
 def se_costs(channels: int, r: int, size: int) -> dict[str, int]:
-    """SE parameters and MACs: measured on torchvision's module vs formulas 2C^2/r + C/r + C and 2C^2/r."""
-    from torchvision.ops.misc import SqueezeExcitation
-
-    se = SqueezeExcitation(channels, channels // r).double()
-    x = torch.randn(1, channels, size, size, dtype=DTYPE)
-    return {"params": num_params(se),
-            "params_formula": 2 * channels * channels // r + channels // r + channels,
-            "macs": count_flops(se, x) // 2,
-            "macs_formula": 2 * channels * channels // r}
+    """The package's ``SqueezeExcite``: parameters counted on the built module and by the package's ``se_params``;
+    multiply-adds measured (the two FC layers; pooling and scaling are not multiply-adds of a conv/matmul)."""
+    se = SqueezeExcite(channels, r)
+    return {"params": count_parameters(se), "params_formula": se_params(channels, r),
+            "macs": measure_flops(se, (channels, size, size)) // 2}
 
 
 def resnet50_stages() -> list[tuple[int, int]]:
     """(number of bottleneck blocks, output channels) per stage, read from torchvision's ResNet-50."""
     from torchvision.models import resnet50
 
-    net = resnet50(weights=None)
+    with torch.device("meta"):                                  # shapes only: no memory, no initialisation
+        net = resnet50(weights=None)
     stages = (net.layer1, net.layer2, net.layer3, net.layer4)
     return [(len(stage), stage[-1].conv3.out_channels) for stage in stages]
 
 
-def se_resnet50_extra_params(r: int = 16) -> tuple[int, int]:
-    """Extra SE weights in ResNet-50: (2/r) sum_s N_s C_s^2 vs SE layers attached to every bottleneck of a
-    built torchvision ResNet-50 (FC weights only, no biases, as in the SE paper's count)."""
+class _BiasFreeSE(nn.Module):
+    """SE without FC biases: Hu et al. report that removing them helps on ResNets; (N, C, H, W) -> same."""
+
+    def __init__(self, channels: int, r: int):
+        super().__init__()
+        self.fc1 = nn.Conv2d(channels, channels // r, 1, bias=False)
+        self.fc2 = nn.Conv2d(channels // r, channels, 1, bias=False)
+
+    def forward(self, x):
+        return x * torch.sigmoid(self.fc2(F.relu(self.fc1(x.mean((2, 3), keepdim=True)))))
+
+
+@one_thread
+def se_resnet50(r: int = 16, biases: bool = False) -> dict[str, int]:
+    """Build SE-ResNet-50: torchvision's ResNet-50 with an SE block after the last BN of every bottleneck (before
+    the shortcut addition, as in Hu et al.), then count. ``biases`` selects the package's ``SqueezeExcite`` (FC
+    biases) instead of the bias-free SE. Returns the parameters of both networks, their difference, and how many
+    SE blocks a forward pass (one 3x224x224 image) actually ran (the count is only meaningful if all 16 are used).
+    Built on the meta device: exact shapes and a real forward graph, no memory, no initialisation cost."""
     from torchvision.models import resnet50
 
-    formula = sum(2 * n * c * c // r for n, c in resnet50_stages())
-    net = resnet50(weights=None)
-    blocks = [b for stage in (net.layer1, net.layer2, net.layer3, net.layer4) for b in stage]
-    built = sum(nn.Linear(b.conv3.out_channels, b.conv3.out_channels // r, bias=False).weight.numel()
-                + nn.Linear(b.conv3.out_channels // r, b.conv3.out_channels, bias=False).weight.numel()
-                for b in blocks)
-    return formula, built
+    with torch.device("meta"):
+        plain, net = resnet50(weights=None), resnet50(weights=None)
+        calls = []
+        for stage in (net.layer1, net.layer2, net.layer3, net.layer4):
+            for block in stage:
+                c = block.bn3.num_features
+                se = SqueezeExcite(c, r) if biases else _BiasFreeSE(c, r)
+                se.register_forward_hook(lambda *_: calls.append(1))
+                block.bn3 = nn.Sequential(block.bn3, se)
+        logits = net.eval()(torch.zeros(1, 3, 224, 224))
+    if logits.shape != (1, 1000):
+        raise AssertionError(f"SE-ResNet-50 forward gave shape {tuple(logits.shape)}")
+    return {"resnet50": count_parameters(plain), "se_resnet50": count_parameters(net),
+            "extra": count_parameters(net) - count_parameters(plain), "se_blocks_run": len(calls)}
 
 
 @one_thread
@@ -312,13 +307,69 @@ def mnas_search_dag(num_blocks: int, choices: dict[str, int]) -> dict[str, list[
     return edges
 
 
-def ofa_subnet_count(depths=(2, 3, 4), kernels=(3, 5, 7), expansions=(3, 4, 6)) -> tuple[int, int]:
-    """Once-for-All space, one unit: (count by enumeration, closed form sum_d (|K| |E|)^d). A unit of depth d
-    picks a (kernel, expansion) pair per layer; the whole network is this count to the power of the units."""
+def ofa_unit_count(depths=(2, 3, 4), kernels=(3, 5, 7), expansions=(3, 4, 6)) -> dict[str, int]:
+    """Once-for-All, one unit: enumerate every setting of its elastic knobs (a depth D and a (kernel, expansion)
+    pair for *each* of the max(depths) layers) and count the distinct sub-networks they select, OFA's elastic
+    depth keeping the first D layers (so the knobs of skipped layers select nothing). Returned with the closed
+    form sum_D (|K| |E|)^D for comparison."""
     per_layer = list(itertools.product(kernels, expansions))
-    enumerated = sum(len(per_layer) ** d for d in depths)        # a depth-d unit picks a choice per layer
-    brute = sum(1 for d in depths for _ in itertools.product(per_layer, repeat=d))
-    return brute, enumerated
+    settings, subnets = 0, set()
+    for depth in depths:
+        for layers in itertools.product(per_layer, repeat=max(depths)):
+            settings += 1
+            subnets.add(layers[:depth])
+    return {"settings": settings, "subnets": len(subnets),
+            "closed_form": sum(len(per_layer) ** d for d in depths)}
+
+
+class ElasticUnit:
+    """A toy OFA unit with shared weights: ``max_depth`` inverted-residual layers built at the largest kernel and
+    expansion. A sub-network runs the first D layers, the centre k x k of each depthwise kernel and the first
+    e*C hidden channels (OFA's elastic depth, kernel and width; the kernel transformation matrices are left out)."""
+
+    def __init__(self, channels: int = 2, max_depth: int = 4, max_kernel: int = 7, max_expansion: int = 6,
+                 seed: int = 0):
+        g = _gen(seed)
+        hidden = channels * max_expansion
+        self.channels, self.max_kernel = channels, max_kernel
+        self.expand = [torch.randn(hidden, channels, 1, 1, generator=g, dtype=DTYPE) for _ in range(max_depth)]
+        self.depthwise = [torch.randn(hidden, 1, max_kernel, max_kernel, generator=g, dtype=DTYPE) / max_kernel
+                          for _ in range(max_depth)]
+        self.project = [torch.randn(channels, hidden, 1, 1, generator=g, dtype=DTYPE) / hidden
+                        for _ in range(max_depth)]
+
+    def __call__(self, x: torch.Tensor, depth: int, layers) -> torch.Tensor:
+        """x: (N, C, H, W); layers: one (kernel, expansion) per layer of the unit, used for the first ``depth``."""
+        for i in range(depth):
+            k, e = layers[i]
+            h, lo = e * self.channels, (self.max_kernel - k) // 2
+            y = F.relu6(F.conv2d(x, self.expand[i][:h]))
+            y = F.relu6(F.conv2d(y, self.depthwise[i][:h, :, lo:lo + k, lo:lo + k], padding=k // 2, groups=h))
+            x = x + F.conv2d(y, self.project[i][:, :h])
+        return x
+
+
+@one_thread
+def ofa_settings_vs_functions(samples: int = 300, seed: int = 0, depths=(2, 3, 4), kernels=(3, 5, 7),
+                              expansions=(3, 4, 6)) -> dict[str, int]:
+    """Run the toy elastic unit for random knob settings and group the outputs: settings that select the same
+    sub-network (same first-D layers) must give identical outputs, different sub-networks different ones.
+    Returns the settings tried, the distinct sub-networks among them, and the distinct functions observed."""
+    g = _gen(seed)
+    unit = ElasticUnit(max_depth=max(depths), max_kernel=max(kernels), max_expansion=max(expansions), seed=seed)
+    x = torch.randn(1, unit.channels, 6, 6, generator=g, dtype=DTYPE)
+    per_layer = list(itertools.product(kernels, expansions))
+    outputs: dict[tuple, torch.Tensor] = {}
+    consistent = True
+    for _ in range(samples):
+        depth = depths[int(torch.randint(len(depths), (1,), generator=g))]
+        layers = [per_layer[int(i)] for i in torch.randint(len(per_layer), (max(depths),), generator=g)]
+        out, key = unit(x, depth, layers), tuple(layers[:depth])
+        if key in outputs:
+            consistent &= torch.equal(outputs[key], out)
+        outputs[key] = out
+    functions = len({tuple(torch.round(o.flatten(), decimals=9).tolist()) for o in outputs.values()})
+    return {"settings": samples, "subnets": len(outputs), "functions": functions, "consistent": int(consistent)}
 
 
 def channel_sorting_preserves_function(seed: int = 0) -> bool:
