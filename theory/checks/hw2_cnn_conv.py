@@ -252,7 +252,7 @@ ACTIVATIONS = {"tanh": (torch.tanh, lambda z: 1 - torch.tanh(z) ** 2),
 
 @one_thread
 def skip_block_singular_values(form: str, activation: str, weight_norm: float = 0.9, width: int = 8,
-                               draws: int = 150, seed: int = 0) -> dict[str, torch.Tensor]:
+                               draws: int = 100, seed: int = 0) -> dict[str, torch.Tensor]:
     """Smallest singular value of the block Jacobian d a^{l+2} / d a^l (autograd), over random draws.
 
     ``form="question"``: a^{l+2} = g(W2 g(W1 a + b1) + b2 + a) (Q5.2, the skip enters before the outer g);
