@@ -6,10 +6,23 @@ the long runs can go side by side, each into its own JSON. The JSON is rewritten
 command resumes from the checkpoint of the last finished epoch (``--checkpoint-dir``, one file per experiment,
 named by a hash of every setting that changes the result)::
 
-    # the long CPU runs of hw2_mlp/results/ (see the notebook for what they reached)
-    DLHW_DATA=../shared/data python -m hw2_mlp.ff_run --profile full --only supervised --hidden 1000,1000,1000 \
-        --sup-epochs 60 --theta 1.0 --label-value 1.0 --peer-norm 0.03 --test-every 5 --threads 1 \
-        --checkpoint-dir /work/runs/ff --out hw2_mlp/results/ff_sup_3x1000.json
+    # the long CPU runs of hw2_mlp/results/ (the notebook reports what they reached); 60k training images
+    DLHW_DATA=../shared/data nice -n 19 python -m hw2_mlp.ff_run --profile full --only supervised \
+        --hidden 1000,1000,1000 --sup-epochs 60 --lr 1e-3 --theta 0.5 --label-value 3 --peer-norm 0.03 \
+        --merge-val 1 --test-every 5 --probe-epochs 20 --threads 1 --no-progress --checkpoint-dir /work/runs/ff \
+        --out hw2_mlp/results/ff_sup_3x1000.json
+    DLHW_DATA=../shared/data nice -n 19 python -m hw2_mlp.ff_run --profile full --only unsupervised \
+        --hidden 1000,1000,1000 --unsup-epochs 60 --lr 1e-3 --theta 0.5 --peer-norm 0.03 --merge-val 1 \
+        --quick-probe-every 5 --probe-epochs 20 --threads 1 --no-progress --checkpoint-dir /work/runs/ff \
+        --out hw2_mlp/results/ff_unsup_3x1000.json
+    DLHW_DATA=../shared/data nice -n 19 python -m hw2_mlp.ff_run --profile full --only backprop \
+        --hidden 1000,1000,1000 --baseline-epochs 20 --lr 1e-3 --merge-val 1 --threads 1 --no-progress \
+        --checkpoint-dir /work/runs/ff --out hw2_mlp/results/ff_backprop_3x1000.json
+
+    # one-at-a-time ablations (2 x 500, 10k images, 6 epochs, scored on validation), e.g. the paper's label height
+    DLHW_DATA=../shared/data python -m hw2_mlp.ff_run --only supervised --hidden 500,500 --limit-train 10000 \
+        --limit-test 10000 --sup-epochs 6 --lr 1e-3 --probe-epochs 10 --test-every 6 --threads 1 \
+        --theta 0.5 --label-value 1 --peer-norm 0.03 --negatives random --out hw2_mlp/results/ff_ablation_label1.json
 
     # the paper's setting (4 x 2000, 60 epochs supervised, 100 unsupervised; hours on a CPU, minutes on a GPU)
     DLHW_DATA=../shared/data python -m hw2_mlp.ff_run --profile full --out hw2_mlp/results/ff_full.json
