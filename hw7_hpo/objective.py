@@ -23,7 +23,6 @@ from torch import nn
 from common import (
     NonFiniteLossError,
     Splits,
-    StopTraining,
     TensorBatches,
     channel_stats,
     evaluate,
@@ -32,8 +31,10 @@ from common import (
     load_dataset,
 )
 
-# on_epoch(epoch, val_acc) -> True to stop the trial as pruned (Optuna's trial.report/should_prune hook).
-EpochHook = Callable[[int, float], bool]
+# on_epoch(epoch, val_acc), called after every epoch (epochs count from 1). To stop the trial it raises
+# (Optuna's hook raises optuna.TrialPruned), and the exception passes through common.fit and the objective
+# unchanged: the caller that raised it records what it saw.
+EpochHook = Callable[[int, float], None]
 STATUSES = ("complete", "pruned", "diverged")
 EVAL_BATCH = 2048
 
@@ -136,7 +137,8 @@ class Objective:
 
     def __call__(self, config: Mapping, *, max_epochs: int | None = None,
                  on_epoch: EpochHook | None = None) -> TrialOutcome:
-        """Train ``config`` for up to ``max_epochs`` (default ``self.max_epochs``) and score it."""
+        """Train ``config`` for up to ``max_epochs`` (default ``self.max_epochs``) and score it: a
+        ``complete`` or ``diverged`` outcome (an exception raised by ``on_epoch`` propagates)."""
         num_epochs = self.max_epochs if max_epochs is None else int(max_epochs)
         if num_epochs < 1:
             raise ValueError(f"max_epochs must be >= 1, got {num_epochs}")
@@ -146,13 +148,11 @@ class Objective:
         optimizer = build_optimizer(config, model.parameters())
         train = self._batches(self.splits.train, int(config["batch_size"]), shuffle=True)
         curve: list[float] = []
-        pruned = []
 
         def record(rec: dict) -> None:
             curve.append(float(rec["val_acc"]))
-            if on_epoch is not None and on_epoch(int(rec["epoch"]), float(rec["val_acc"])):
-                pruned.append(True)
-                raise StopTraining
+            if on_epoch is not None:
+                on_epoch(int(rec["epoch"]), float(rec["val_acc"]))
 
         try:
             history = fit(model, optimizer, train, num_epochs=num_epochs, val_batches=self._val,
@@ -162,9 +162,6 @@ class Objective:
             return TrialOutcome("diverged", len(curve) + 1, tuple(curve), None, None, None,
                                 time.perf_counter() - tic, str(err))
         best = int(max(range(len(curve)), key=curve.__getitem__))
-        if pruned:
-            return TrialOutcome("pruned", len(curve), tuple(curve), curve[best], best + 1, None,
-                                time.perf_counter() - tic)
         model.load_state_dict(history.best_state)
         test_acc = float(evaluate(model, self._test, device=self.device)["acc"])
         return TrialOutcome("complete", len(curve), tuple(curve), curve[best], best + 1, test_acc,

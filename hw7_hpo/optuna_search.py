@@ -7,17 +7,26 @@ Methods (one study each, named ``<study-name>-<method>``):
 - ``optuna-hyperband``: TPE + ``HyperbandPruner`` (successive halving over several brackets);
 - ``tpe``: TPE without pruning, the ablation that shows what pruning saves.
 
-Each epoch the objective calls ``trial.report(val_acc, epoch)`` and ``trial.should_prune()``.
+Each epoch the objective calls ``trial.report(val_acc, epoch)`` and ``trial.should_prune()``; a pruned
+trial raises ``optuna.TrialPruned`` from that per-epoch callback, straight through ``common.fit``.
 
 Budget in storage: a trial records ``epoch_cap`` (its reservation) when it starts and an ``outcome``
 (status, epochs trained, test accuracy...) when it ends. A new trial may train
 ``min(max_epochs, budget - finished epochs - caps of running trials numbered before it)``; trials are
 numbered by the storage, so concurrent workers on any number of machines never overrun the budget together.
-A diverged trial (NaN loss) is stored as ``FAIL`` with its epochs charged; the study goes on.
+A diverged trial (NaN loss) is stored as ``FAIL`` with its epochs charged; the study goes on. A trial of a
+killed worker has no ``outcome``: it costs nothing, and the heartbeat (:mod:`hw7_hpo.storage`) fails it and
+queues its config once more.
+
+Worker processes (``workers > 1``) die with their parent (``common.cli.die_with_parent``); a worker killed on
+its own is reported in one line while the others finish the budget.
 """
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
+import signal
+import sys
 import time
 import warnings
 from dataclasses import asdict, dataclass
@@ -27,18 +36,38 @@ import optuna
 import torch
 from optuna.trial import TrialState
 
+from common import UserError, torch_threads
+from common.cli import die_with_parent, one_line
+
 from .objective import STATUSES, DataSpec, Objective
 from .records import MethodResult, TrialRecord
 from .runner import epoch_bar
 from .space import SEARCH_SPACE, Param
-from .storage import EPOCH_CAP_ATTR, open_storage, reap_dead_trials, worker_id
+from .storage import EPOCH_CAP_ATTR, fail_stale_trials, journal_heartbeat, open_storage, redact, worker_id
 
 PRUNERS = {"optuna": "median", "optuna-hyperband": "hyperband", "tpe": "none"}
 POLL_S = 0.5
 
 
-class StudyMismatchError(ValueError):
+class StudyMismatchError(UserError, ValueError):
     """The named study exists in the storage but was made with other settings."""
+
+
+class WorkerError(UserError, RuntimeError):
+    """Worker processes died before the study's budget was spent (what they finished is kept)."""
+
+
+@contextlib.contextmanager
+def optuna_quiet():
+    """Optuna's logger at ERROR while a search runs: a diverged trial (stored as FAIL with value NaN) and a
+    trial interrupted by Ctrl-C would each log a WARNING, the latter with a full traceback; both are already
+    reported by this package (as ``diverged`` records, and as run_cli's one line)."""
+    previous = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    try:
+        yield
+    finally:
+        optuna.logging.set_verbosity(previous)
 
 
 @dataclass(frozen=True)
@@ -145,54 +174,67 @@ def epochs_done(trials: Sequence[optuna.trial.FrozenTrial]) -> int:
                for t in trials)
 
 
-def make_objective(study: optuna.Study, objective: Objective, budget_epochs: int,
+def make_objective(study: optuna.Study, storage, objective: Objective, budget_epochs: int,
                    space: Sequence[Param] = SEARCH_SPACE, bar=None):
-    """The ``trial -> val_acc`` function handed to ``study.optimize``."""
+    """The ``trial -> val_acc`` function handed to ``study.optimize`` (``storage``: the study's storage)."""
 
     def optuna_objective(trial: optuna.Trial) -> float:
         trial.set_user_attr("worker", worker_id())
-        config = {p.name: p.suggest(trial) for p in space}
-        used = epochs_used(study.get_trials(deepcopy=False), objective.max_epochs, before=trial.number)
-        cap = min(objective.max_epochs, budget_epochs - used)
-        trial.set_user_attr(EPOCH_CAP_ATTR, max(cap, 0))  # also marks the config as fully drawn
-        if cap <= 0:  # only when parallel workers raced for the last epochs
-            trial.set_user_attr("outcome", {"status": "skipped", "epochs": 0})
-            raise optuna.TrialPruned("epoch budget exhausted")
-
-        def on_epoch(epoch: int, val_acc: float) -> bool:
-            trial.report(val_acc, epoch)
-            if bar is not None:
-                bar.update(1)
-            return epoch < cap and trial.should_prune()  # after the last epoch there is nothing to save
-
-        outcome = objective(config, max_epochs=cap, on_epoch=on_epoch)
-        # one write for the whole outcome (every storage write is a commit)
-        trial.set_user_attr("outcome", {key: getattr(outcome, key) for key in
-                                        ("status", "epochs", "test_acc", "best_epoch", "seconds", "error")})
-        if outcome.status == "diverged":
-            if bar is not None:
-                bar.update(1)
-            return float("nan")  # Optuna stores the trial as FAIL (one log line, no traceback)
-        if outcome.status == "pruned":
-            raise optuna.TrialPruned(f"pruned after epoch {outcome.epochs}")
-        return outcome.val_acc
+        with journal_heartbeat(trial, storage):
+            return _train_trial(trial, study, objective, budget_epochs, space, bar)
 
     return optuna_objective
 
 
-def run_worker(study: optuna.Study, objective: Objective, budget_epochs: int,
+def _train_trial(trial: optuna.Trial, study: optuna.Study, objective: Objective, budget_epochs: int,
+                 space: Sequence[Param], bar) -> float:
+    config = {p.name: p.suggest(trial) for p in space}
+    used = epochs_used(study.get_trials(deepcopy=False), objective.max_epochs, before=trial.number)
+    cap = min(objective.max_epochs, budget_epochs - used)
+    trial.set_user_attr(EPOCH_CAP_ATTR, max(cap, 0))  # also marks the config as fully drawn
+    if cap <= 0:  # only when parallel workers raced for the last epochs
+        trial.set_user_attr("outcome", {"status": "skipped", "epochs": 0})
+        raise optuna.TrialPruned("epoch budget exhausted")
+    curve: list[float] = []
+    tic = time.perf_counter()
+
+    def on_epoch(epoch: int, val_acc: float) -> None:
+        curve.append(val_acc)
+        trial.report(val_acc, epoch)
+        if bar is not None:
+            bar.update(1)
+        if epoch < cap and trial.should_prune():  # after the last epoch there is nothing to save
+            raise optuna.TrialPruned(f"pruned after epoch {epoch}")
+
+    try:
+        outcome = objective(config, max_epochs=cap, on_epoch=on_epoch)
+    except optuna.TrialPruned:
+        best = max(range(len(curve)), key=curve.__getitem__)
+        trial.set_user_attr("outcome", {"status": "pruned", "epochs": len(curve), "test_acc": None,
+                                        "best_epoch": best + 1, "seconds": time.perf_counter() - tic,
+                                        "error": ""})
+        raise
+    # one write for the whole outcome (every storage write is a commit)
+    trial.set_user_attr("outcome", {key: getattr(outcome, key) for key in
+                                    ("status", "epochs", "test_acc", "best_epoch", "seconds", "error")})
+    if outcome.status == "diverged":
+        if bar is not None:
+            bar.update(1)
+        return float("nan")  # Optuna stores the trial as FAIL; the search goes on
+    return outcome.val_acc
+
+
+def run_worker(study: optuna.Study, storage, objective: Objective, budget_epochs: int,
                space: Sequence[Param] = SEARCH_SPACE, bar=None) -> None:
-    """Run trials one at a time until the study's epoch budget is spent (waiting for running trials)."""
-    fn = make_objective(study, objective, budget_epochs, space, bar)
+    """Run trials one at a time until the study's epoch budget is spent (waiting for running trials: a
+    live one may hand back unused epochs, a dead one is failed once its heartbeat is stale)."""
+    fn = make_objective(study, storage, objective, budget_epochs, space, bar)
     while True:
-        reap_dead_trials(study)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            optuna.storages.fail_stale_trials(study)  # no-op unless the storage has a heartbeat
+        fail_stale_trials(study, storage)
         trials = study.get_trials(deepcopy=False)
         if epochs_used(trials, objective.max_epochs) >= budget_epochs:
             if any(t.state == TrialState.RUNNING and reservation(t, objective.max_epochs) for t in trials):
-                time.sleep(POLL_S)  # their reservations may come back unused
+                time.sleep(POLL_S)
                 continue
             return
         study.optimize(fn, n_trials=1)
@@ -217,14 +259,27 @@ class WorkerJob:
 
 
 def worker_main(job: WorkerJob) -> None:
-    """Entry point of one worker process: load the data, open the study, run trials."""
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    torch.set_num_threads(job.threads)
-    objective = Objective(job.data.load(), job.max_epochs, seed=job.seed, device=job.device)
-    study = open_study(job.method, open_storage(job.storage_url), job.study_name, seed=job.seed,
-                       max_epochs=job.max_epochs, identity=job.identity, settings=job.settings,
-                       worker_index=job.worker_index)
-    run_worker(study, objective, job.budget_epochs)
+    """Entry point of one worker process: die with the parent, load the data, open the study, run trials.
+    Ctrl-C or SIGTERM (also sent when the parent dies) ends it quietly with exit code 130; an error the user
+    can fix is one line and exit code 2."""
+    die_with_parent(signal.SIGTERM)
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        with optuna_quiet(), torch_threads(job.threads):
+            objective = Objective(job.data.load(), job.max_epochs, seed=job.seed, device=job.device)
+            storage = open_storage(job.storage_url)
+            study = open_study(job.method, storage, job.study_name, seed=job.seed, max_epochs=job.max_epochs,
+                               identity=job.identity, settings=job.settings, worker_index=job.worker_index)
+            run_worker(study, storage, objective, job.budget_epochs)
+    except KeyboardInterrupt:
+        sys.exit(130)  # the parent prints the one line
+    except UserError as err:
+        print(f"hw7_hpo worker {job.worker_index}: error: {redact(one_line(err))}", file=sys.stderr)
+        sys.exit(2)
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 def study_result(method: str, study: optuna.Study, budget_epochs: int, wall_seconds: float = 0.0,
@@ -252,42 +307,50 @@ def study_result(method: str, study: optuna.Study, budget_epochs: int, wall_seco
 def optuna_search(objective: Objective, budget_epochs: int, *, method: str = "optuna",
                   storage: str | None = None, study_name: str | None = None, seed: int = 0, workers: int = 1,
                   data: DataSpec | None = None, settings: OptunaSettings = OptunaSettings(),
-                  progress: bool | None = None, space: Sequence[Param] = SEARCH_SPACE) -> MethodResult:
+                  progress: bool | None = None, space: Sequence[Param] = SEARCH_SPACE,
+                  extra_identity: dict | None = None) -> MethodResult:
     """Run (or resume) the ``method`` study until ``budget_epochs`` epochs are consumed.
 
     ``storage`` is a URL (see :mod:`hw7_hpo.storage`; ``None`` keeps the study in memory, one worker only).
     ``workers > 1`` spawns that many processes, each loading ``data`` and running trials against the storage.
+    ``extra_identity``: more settings the stored study must match (the CLI adds its budget).
     """
+    extra_identity = dict(extra_identity or {})
     if method not in PRUNERS:
         raise ValueError(f"unknown Optuna method {method!r}; choose one of {', '.join(PRUNERS)}.")
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
     if workers > 1 and (storage is None or data is None):
         raise ValueError("workers > 1 needs a storage URL and a DataSpec (each worker loads its own data).")
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     study_name = study_name or f"hpo-{method}"
-    identity = study_identity(method, objective.max_epochs, objective.seed,
-                              data if data is not None else objective.splits.summary())
+    identity = {**study_identity(method, objective.max_epochs, objective.seed,
+                                 data if data is not None else objective.splits.summary()), **extra_identity}
     tic = time.perf_counter()
-    backend = open_storage(storage) if storage is not None else optuna.storages.InMemoryStorage()
-    study = open_study(method, backend, study_name, seed=seed, max_epochs=objective.max_epochs,
-                       identity=identity, settings=settings)
-    bar = epoch_bar(method, budget_epochs, epochs_done(study.get_trials(deepcopy=False)), progress)
-    try:
-        if workers == 1:
-            run_worker(study, objective, budget_epochs, space, bar)
-        else:
-            _run_processes(study, objective, budget_epochs, method, storage, study_name, seed, workers, data,
-                           identity, settings, bar)
-    finally:
-        bar.close()
-    return study_result(method, study, budget_epochs, time.perf_counter() - tic, storage=storage,
-                        workers=workers, settings=settings.__dict__)
+    with optuna_quiet():
+        backend = open_storage(storage) if storage is not None else optuna.storages.InMemoryStorage()
+        study = open_study(method, backend, study_name, seed=seed, max_epochs=objective.max_epochs,
+                           identity=identity, settings=settings)
+        bar = epoch_bar(method, budget_epochs, epochs_done(study.get_trials(deepcopy=False)), progress)
+        lost: list[str] = []
+        try:
+            if workers == 1:
+                run_worker(study, backend, objective, budget_epochs, space, bar)
+            else:
+                lost = _run_processes(study, objective, budget_epochs, method, storage, study_name, seed,
+                                      workers, data, identity, settings, bar)
+        finally:
+            bar.close()
+    return study_result(method, study, budget_epochs, time.perf_counter() - tic,
+                        storage=redact(storage) if storage is not None else None, workers=workers,
+                        lost_workers=lost, settings=settings.__dict__)
 
 
 def _run_processes(study, objective, budget_epochs, method, storage, study_name, seed, workers, data,
-                   identity, settings, bar) -> None:
-    """Spawn ``workers`` processes on the storage and show their joint progress until all exit."""
+                   identity, settings, bar) -> list[str]:
+    """Spawn ``workers`` processes on the storage and show their joint progress until all exit. A worker
+    that dies (``kill -9``) is reported in one line; the others finish the budget (the dead worker's trial is
+    re-run once its heartbeat is stale). Returns the lines; raises :class:`WorkerError` if the budget was not
+    spent, and on Ctrl-C stops every worker before re-raising."""
     threads = max(1, torch.get_num_threads() // workers)
     device = str(objective.device) if objective.device is not None else None
     ctx = multiprocessing.get_context("spawn")  # fork would copy torch's thread pools and locks
@@ -296,15 +359,40 @@ def _run_processes(study, objective, budget_epochs, method, storage, study_name,
     procs = [ctx.Process(target=worker_main, args=(job,), daemon=True) for job in jobs]
     for p in procs:
         p.start()
+    lost: list[str] = []
     try:
         while any(p.is_alive() for p in procs):
             time.sleep(POLL_S)
             bar.n = min(epochs_done(study.get_trials(deepcopy=False)), bar.total)
             bar.refresh()
-    finally:
+            for i, p in enumerate(procs):
+                if p.exitcode is not None and p.exitcode != 0 and not any(f"worker {i} " in x for x in lost):
+                    lost.append(_lost_line(i, p, [q for q in procs if q.exitcode is None]))
+                    print(f"hw7_hpo: {lost[-1]}", file=sys.stderr, flush=True)
+    except KeyboardInterrupt:
         for p in procs:
-            p.join()
-    failed = [p.exitcode for p in procs if p.exitcode != 0]
-    if failed:
-        raise RuntimeError(f"{len(failed)} of {workers} Optuna workers failed (exit codes {failed}); "
-                           f"see their messages above. Completed trials are kept in the storage.")
+            if p.is_alive():
+                p.terminate()  # SIGTERM: the worker fails its trial (not charged) and exits quietly
+        for p in procs:
+            p.join(timeout=30)
+        raise
+    for p in procs:
+        p.join()
+    for i, p in enumerate(procs):
+        if p.exitcode != 0 and not any(f"worker {i} " in x for x in lost):
+            lost.append(_lost_line(i, p, []))
+            print(f"hw7_hpo: {lost[-1]}", file=sys.stderr, flush=True)
+    used = sum(charged_epochs(t) for t in study.get_trials(deepcopy=False) if t.state != TrialState.RUNNING)
+    if lost and used < budget_epochs:
+        raise WorkerError(f"{len(lost)} of {workers} Optuna workers of study {study_name!r} died and "
+                          f"{budget_epochs - used} of {budget_epochs} epochs are left; every finished trial "
+                          f"is kept in the storage: rerun the same command to finish.")
+    return lost
+
+
+def _lost_line(index: int, proc, alive: list) -> str:
+    code = proc.exitcode
+    how = f"was killed by signal {-code}" if code is not None and code < 0 else f"exited with code {code}"
+    rest = (f"{len(alive)} other worker(s) go on and re-run its trial once its heartbeat is stale"
+            if alive else "its trial is re-run when its heartbeat is stale")
+    return f"worker {index} (pid {proc.pid}) {how}; {rest}."

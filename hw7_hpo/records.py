@@ -16,6 +16,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from common import CheckpointError, write_text_atomic
+
 from .objective import TrialOutcome
 
 
@@ -125,6 +127,12 @@ class MethodResult:
                 "complete": counts["complete"], "pruned": counts["pruned"], "diverged": counts["diverged"],
                 "train_seconds": round(self.train_seconds, 2), "wall_seconds": round(self.wall_seconds, 2)}
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "MethodResult":
+        """The inverse of :meth:`to_dict` (a method's entry of a run's ``results.json``)."""
+        return cls(data["method"], [TrialRecord.from_dict(t) for t in data["trials"]], int(data["budget_epochs"]),
+                   float(data.get("wall_seconds", 0.0)), dict(data.get("extra", {})))
+
     def to_dict(self) -> dict:
         epochs, best = self.curve()
         return {**self.summary_row(), "best_config": self.best_config, "extra": self.extra,
@@ -138,25 +146,29 @@ class TrialLog:
     def __init__(self, path: str | Path):
         self.path = Path(path)
 
-    def load(self) -> list[TrialRecord]:
-        """Every complete line; a torn last line (kill mid-write) is dropped and the file repaired."""
+    def load(self, repair: bool = True) -> list[TrialRecord]:
+        """Every complete line; a torn last line (kill mid-write) is dropped and, with ``repair``, the file
+        rewritten without it. Any other unreadable line is a one-line :class:`~common.CheckpointError`
+        naming the file."""
         if not self.path.exists():
             return []
-        text = self.path.read_text(encoding="utf-8")
+        fix = "delete the file to run this method again from the start, or choose another --out"
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise CheckpointError(f"trial log {self.path} is not text; {fix}.") from None
         records, good_lines = [], []
-        for line in text.splitlines(keepends=True):
+        for number, line in enumerate(text.splitlines(keepends=True), 1):
             if not line.endswith("\n"):
                 break  # torn write: everything before it is intact
             try:
                 records.append(TrialRecord.from_dict(json.loads(line)))
                 good_lines.append(line)
-            except (json.JSONDecodeError, TypeError) as err:
-                raise ValueError(f"{self.path} has an unreadable record ({err}); delete the file to start "
-                                 f"this method over.") from err
-        if len("".join(good_lines)) != len(text):
-            tmp = self.path.with_suffix(".tmp")
-            tmp.write_text("".join(good_lines), encoding="utf-8")
-            os.replace(tmp, self.path)
+            except (json.JSONDecodeError, TypeError, ValueError, KeyError):
+                raise CheckpointError(f"trial log {self.path} has an unreadable record on line {number}; "
+                                      f"{fix}.") from None
+        if repair and len("".join(good_lines)) != len(text):
+            write_text_atomic(self.path, "".join(good_lines))
         return records
 
     def append(self, record: TrialRecord) -> None:

@@ -7,28 +7,22 @@ method) and, per Optuna method, ``optuna_history-<method>.png`` and ``optuna_imp
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 import warnings
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from common import markdown_table
+from common import markdown_table, write_json_atomic, write_text_atomic
 from common.plots import plt, save_figure
 
 from .records import MethodResult, TrialRecord, best_so_far_table
 from .space import SEARCH_SPACE
 
 
-def write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def save_figure_atomic(fig, path: Path) -> Path:
-    tmp = path.with_name(path.stem + ".tmp.png")
+    """``common.plots.save_figure`` to a temporary name, renamed into place (a kill never leaves half a PNG)."""
+    tmp = path.with_name(f".{path.stem}.tmp.png")
     save_figure(fig, tmp)
     plt.close(fig)
     os.replace(tmp, path)
@@ -177,7 +171,7 @@ def write_outputs(out_dir: Path, results: Sequence[MethodResult], *, title: str,
                "baseline": baseline.to_dict() if baseline else None,
                "comparison": compare_to_grid(results),
                "methods": {r.method: r.to_dict() for r in results}, "plots": names}
-    write_atomic(out_dir / "results.json", json.dumps(jsonable(payload), indent=1, allow_nan=False))
+    write_json_atomic(out_dir / "results.json", jsonable(payload))
     text = summary_markdown(results, title=title, facts=facts, baseline=baseline, plots=names)
-    write_atomic(out_dir / "summary.md", text)
+    write_text_atomic(out_dir / "summary.md", text)
     return text

@@ -1,53 +1,66 @@
 """The main job: compare grid search, random search, Optuna (TPE + pruning) and a DEAP genetic algorithm
 at an equal budget of training epochs.
 
-    python -m hw7_hpo.run                                   # digits, all four methods, < 3 min on 2 cores
-    python -m hw7_hpo.run --dataset mnist --budget-epochs 200   # MNIST from $DLHW_DATA (10k-image subset)
+    python -m hw7_hpo.run                                   # digits, all four methods, about 1 min on 2 cores
+    python -m hw7_hpo.run --dataset cifar10                 # CIFAR-10 from $DLHW_DATA (5k-image subset)
     python -m hw7_hpo.run --methods optuna --workers 2 --storage postgresql://u:p@host/db --study-name s
 
 Writes ``summary.md``, ``results.json`` and PNG plots to ``--out`` (default
 ``runs/hpo-<dataset>-seed<seed>``).
 Re-running the same command after a kill resumes: grid/random/GA from ``<out>/trials/*.jsonl``, Optuna from
-its storage. Bad input is one line on stderr, exit code 2, and nothing written.
+its storage. A folder holds one experiment: rerunning it with other settings (the budget included) is refused
+in one line that names ``--out``. Bad input is one line on stderr, exit code 2, and nothing written.
 """
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from common import ConfigError, DataError, get_device
+from common import (CheckpointError, UsageError, UserError, add_standard_args, check_positive,
+                    check_writable, get_device, read_json, run_cli, torch_threads, write_json_atomic)
+from common.cli import Parser, positive_int, resolve_data_root
 from common.data import DATASETS
 
 from .genetic import genetic_search
 from .grid import grid_search
 from .objective import DataSpec, Objective
-from .optuna_search import PRUNERS, StudyMismatchError, check_study, optuna_search, study_identity
+from .optuna_search import PRUNERS, check_study, optuna_search, study_identity
 from .random_search import random_search
 from .records import MethodResult, TrialLog, TrialRecord
-from .report import comparison_rows, write_atomic, write_outputs
+from .report import comparison_rows, write_outputs
 from .space import default_config
-from .storage import (StorageError, check_storage, default_storage, open_storage, redact, scheme,
-                      storage_file)
+from .storage import check_storage, default_storage, open_storage, redact, scheme, storage_file
 
+PROG = "python -m hw7_hpo.run"
 METHODS = ("grid", "random", "optuna", "optuna-hyperband", "tpe", "ga")
 DEFAULT_METHODS = ("grid", "random", "optuna", "ga")
-# Non-digits datasets default to a stratified 10k-image training subset so the job stays minutes-long on CPU
-# (pass --limit-train 0 for the whole training split).
-DEFAULT_LIMIT_TRAIN = {"digits": None, "mnist": 10_000, "fashion_mnist": 10_000, "cifar10": 10_000}
 RUN_FILE = "run.json"
+BASELINE_FILE = "baseline.json"
 
 
-class UsageError(ValueError):
-    """A flag value the job cannot use (reported as one line, exit code 2)."""
+@dataclass(frozen=True)
+class DatasetDefaults:
+    """Per-dataset defaults, sized so the whole job takes minutes on a CPU (each is a flag)."""
+
+    limit_train: int | None  # stratified training subset (None: all)
+    budget_epochs: int
+    epochs_per_trial: int
+
+
+DATASET_DEFAULTS = {
+    "digits": DatasetDefaults(None, 300, 10),  # 1,150 images: ~1 min on 2 cores
+    "mnist": DatasetDefaults(10_000, 300, 10),
+    "fashion_mnist": DatasetDefaults(10_000, 300, 10),
+    # 3,072 inputs per image: an MLP epoch on 5k images costs ~40x a digits epoch, so fewer, shorter trials
+    "cifar10": DatasetDefaults(5_000, 50, 5),
+}
 
 
 @dataclass(frozen=True)
 class RunConfig:
-    """Defaults of the main job; every field is a CLI flag."""
+    """Defaults of the main job (those of digits; see DATASET_DEFAULTS); every field is a CLI flag."""
 
     dataset: str = "digits"
     methods: tuple[str, ...] = DEFAULT_METHODS
@@ -59,11 +72,11 @@ class RunConfig:
     study_name: str | None = None  # default hpo-<dataset>-seed<seed>; one study per method: <name>-<method>
     workers: int = 1  # Optuna worker processes (grid/random/GA run in this process)
     data_root: str | None = None  # default $DLHW_DATA
-    limit_train: int | None = -1  # -1: the dataset's default (DEFAULT_LIMIT_TRAIN); 0 or None: all
+    limit_train: int | None = None  # training images (None: all)
     val_fraction: float = 0.2
     device: str | None = None
     threads: int = 1  # torch threads per process: a small MLP gains little from more, and trials (--workers)
-    # are the better unit of parallelism; under CPU contention extra threads cost far more than they give
+    # are the better unit of parallelism; one thread also makes every float sum run in one fixed order
     progress: bool | None = None  # None: bars on an interactive terminal
 
     @property
@@ -79,106 +92,134 @@ class RunConfig:
         return self.study_name or f"hpo-{self.dataset}-seed{self.seed}"
 
     @property
-    def train_limit(self) -> int | None:
-        if self.limit_train == -1:
-            return DEFAULT_LIMIT_TRAIN.get(self.dataset)
-        return self.limit_train or None
-
-    @property
     def data(self) -> DataSpec:
-        return DataSpec(self.dataset, self.data_root, self.seed, self.val_fraction, self.train_limit)
+        return DataSpec(self.dataset, self.data_root, self.seed, self.val_fraction, self.limit_train)
 
     def identity(self) -> dict:
-        """What a resumed run must share with the records in the output folder (the budget may grow)."""
+        """What a resumed run must share with the records in the output folder: everything that changes a
+        result, the budget included (a folder never mixes two budgets' trials)."""
         return {"dataset": self.dataset, "seed": self.seed, "epochs_per_trial": self.epochs_per_trial,
-                "limit_train": self.train_limit, "val_fraction": self.val_fraction}
+                "budget_epochs": self.budget_epochs, "limit_train": self.limit_train,
+                "val_fraction": self.val_fraction}
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # one line instead of usage + message
-        raise UsageError(f"{message} (see python -m hw7_hpo.run --help)")
-
-
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> Parser:
     d = RunConfig()
-    p = _Parser(prog="python -m hw7_hpo.run", description=__doc__.split("\n\n")[0],
-                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = Parser(prog=PROG, description=__doc__.split("\n\n")[0])
     p.add_argument("--dataset", default=d.dataset, help=f"one of {', '.join(DATASETS)}")
     p.add_argument("--methods", default=",".join(d.methods), help=f"comma list of {', '.join(METHODS)}")
-    p.add_argument("--budget-epochs", type=int, default=d.budget_epochs, help="training epochs per method")
-    p.add_argument("--epochs-per-trial", type=int, default=d.epochs_per_trial, help="epochs of a full trial")
+    p.add_argument("--budget-epochs", type=positive_int, default=None,
+                   help="training epochs per method (default: 300; 50 for cifar10)")
+    p.add_argument("--epochs-per-trial", type=positive_int, default=None,
+                   help="epochs of a full trial (default: 10; 5 for cifar10)")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--out", default=None, help="output folder (default runs/hpo-<dataset>-seed<seed>)")
     p.add_argument("--storage", default=None, help="Optuna storage URL: sqlite:///f.db, journal:///f.log, "
                                                    "postgresql://... (default sqlite:///<out>/optuna.db)")
     p.add_argument("--study-name", default=None,
                    help="Optuna study name prefix (default hpo-<dataset>-seed<seed>)")
-    p.add_argument("--workers", type=int, default=d.workers, help="Optuna worker processes on this machine")
-    p.add_argument("--data-root", default=None, help="datasets folder (default $DLHW_DATA)")
-    p.add_argument("--limit-train", type=int, default=d.limit_train,
-                   help="training images (stratified subset); -1: 10k for MNIST/Fashion/CIFAR, all of "
-                        "digits; 0: all")
+    p.add_argument("--workers", type=positive_int, default=d.workers,
+                   help="Optuna worker processes on this machine")
+    p.add_argument("--limit-train", type=int, default=-1,
+                   help="training images (stratified subset); -1: the dataset's default (all of digits, "
+                        "10k of MNIST/Fashion-MNIST, 5k of CIFAR-10); 0: all")
     p.add_argument("--val-fraction", type=float, default=d.val_fraction)
-    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
-    p.add_argument("--threads", type=int, default=d.threads, help="torch CPU threads per process")
-    p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    p.add_argument("--threads", type=positive_int, default=d.threads, help="torch CPU threads per process")
+    add_standard_args(p, profile=False, threads=False)  # --device, --data-root, --no-progress
     return p
 
 
 def parse_args(argv: list[str] | None = None) -> RunConfig:
+    """The flags as a :class:`RunConfig` (dataset defaults filled in); raises :class:`UsageError`."""
     a = build_parser().parse_args(argv)
-    methods = tuple(m.strip() for m in a.methods.split(",") if m.strip())
-    return RunConfig(dataset=a.dataset.lower().replace("-", "_"), methods=methods,
-                     budget_epochs=a.budget_epochs, epochs_per_trial=a.epochs_per_trial, seed=a.seed,
+    dataset = a.dataset.lower().replace("-", "_")
+    check_dataset(dataset)
+    defaults = DATASET_DEFAULTS[dataset]
+    if a.limit_train < -1:
+        raise UsageError(f"--limit-train must be -1 (dataset default), 0 (all) or a positive count, "
+                         f"got {a.limit_train}.")
+    limit = defaults.limit_train if a.limit_train == -1 else (a.limit_train or None)
+    return RunConfig(dataset=dataset, methods=tuple(m.strip() for m in a.methods.split(",") if m.strip()),
+                     budget_epochs=a.budget_epochs or defaults.budget_epochs,
+                     epochs_per_trial=a.epochs_per_trial or defaults.epochs_per_trial, seed=a.seed,
                      out=a.out, storage=a.storage, study_name=a.study_name, workers=a.workers,
-                     data_root=a.data_root, limit_train=a.limit_train, val_fraction=a.val_fraction,
+                     data_root=a.data_root, limit_train=limit, val_fraction=a.val_fraction,
                      device=a.device, threads=a.threads, progress=False if a.no_progress else None)
 
 
-def validate(cfg: RunConfig) -> None:
-    """Check every flag, the output folder and the storage; raise UsageError/StorageError. Writes nothing."""
-    if cfg.dataset not in DATASETS:
-        raise UsageError(f"unknown dataset {cfg.dataset!r}; use --dataset with one of {', '.join(DATASETS)}.")
+def check_dataset(dataset: str) -> None:
+    if dataset not in DATASETS:
+        raise UsageError(f"unknown dataset {dataset!r}; use --dataset with one of {', '.join(DATASETS)}.")
+
+
+def validate(cfg: RunConfig) -> RunConfig:
+    """Check every flag, the output folder, its records and the storage; raise a one-line
+    :class:`~common.UserError`. Writes nothing. Returns ``cfg`` with ``data_root`` resolved."""
+    check_dataset(cfg.dataset)
     unknown = [m for m in cfg.methods if m not in METHODS]
     if unknown or not cfg.methods:
         raise UsageError(f"unknown method(s) {', '.join(unknown) or '(none given)'}; use --methods with a "
                          f"comma list of {', '.join(METHODS)}.")
     if len(set(cfg.methods)) != len(cfg.methods):
         raise UsageError(f"--methods lists a method twice ({','.join(cfg.methods)}); list each once.")
-    for name, value in (("--budget-epochs", cfg.budget_epochs), ("--epochs-per-trial", cfg.epochs_per_trial),
-                        ("--workers", cfg.workers), ("--threads", cfg.threads)):
-        if value < 1:
-            raise UsageError(f"{name} must be a positive integer, got {value}; pass e.g. {name} "
-                             f"{getattr(RunConfig(), name[2:].replace('-', '_'))}.")
-    if cfg.limit_train is not None and cfg.limit_train < -1:
-        raise UsageError(f"--limit-train must be -1 (dataset default), 0 (all) or a positive count, "
-                         f"got {cfg.limit_train}.")
+    for flag in ("--budget-epochs", "--epochs-per-trial", "--workers", "--threads"):
+        check_positive(flag, getattr(cfg, flag[2:].replace("-", "_")))
     if not 0.0 < cfg.val_fraction < 1.0:
         raise UsageError(f"--val-fraction must be in (0, 1), got {cfg.val_fraction}; e.g. 0.2.")
     if cfg.seed < 0:
         raise UsageError(f"--seed must be >= 0, got {cfg.seed}.")
-    if cfg.device is not None:
-        get_device(cfg.device)  # ConfigError names the fix
+    get_device(cfg.device)  # ConfigError names the fix (--device tpu, cuda without a GPU)
+    root = resolve_data_root(cfg.data_root)
+    cfg = replace(cfg, data_root=str(root) if root is not None else None)
+    check_output_folder(cfg)
+    if any(m in PRUNERS for m in cfg.methods):
+        check_storage(cfg.storage_url, pending_dirs=(cfg.out_dir,))
+    return cfg
+
+
+def check_output_folder(cfg: RunConfig) -> None:
+    """``--out`` must be creatable, and a folder that holds a run must hold this experiment with readable
+    records (run.json, baseline.json, trial logs)."""
     out = cfg.out_dir
-    if out.exists():
-        if not out.is_dir():
-            raise UsageError(f"--out {out} exists and is not a folder; give a folder path.")
-        run_file = out / RUN_FILE
-        if run_file.exists():
-            stored = json.loads(run_file.read_text(encoding="utf-8")).get("identity")
-            if stored != cfg.identity():
-                raise UsageError(f"{out} holds a run with other settings ({stored}); rerun with those flags "
-                                 f"to resume, or choose a new --out.")
-        elif any(out.iterdir()):
+    check_writable(out, "--out")
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise UsageError(f"--out {out} exists and is not a folder; give a folder path.")
+    run_file = out / RUN_FILE
+    if not run_file.exists():
+        if any(out.iterdir()):
             raise UsageError(f"--out {out} is a non-empty folder without {RUN_FILE}; choose a new or empty "
                              f"folder.")
-    if any(m in PRUNERS for m in cfg.methods):
-        check_storage(cfg.storage_url, pending_dirs=(out,))
+        return
+    record = read_json(run_file, "run record")
+    stored = record.get("identity") if isinstance(record, dict) else None
+    if not isinstance(stored, dict):
+        raise CheckpointError(f"run record {run_file} holds no run identity; delete the folder or choose "
+                              f"another --out.")
+    if stored != cfg.identity():
+        differ = ", ".join(f"{k} {stored.get(k)!r} (now {v!r})" for k, v in cfg.identity().items()
+                           if stored.get(k) != v)
+        raise UsageError(f"--out {out} holds a run with other settings: {differ}; rerun with its flags to "
+                         f"resume it, or choose a new --out for this experiment.")
+    baseline = out / BASELINE_FILE
+    if baseline.exists():
+        _baseline_record(baseline)
+    for method in cfg.methods:
+        TrialLog(out / "trials" / f"{method}.jsonl").load(repair=False)
+
+
+def _baseline_record(path: Path) -> TrialRecord:
+    try:
+        return TrialRecord.from_dict(read_json(path, "baseline record"))
+    except (TypeError, ValueError, KeyError):
+        raise CheckpointError(f"baseline record {path} is not a trial record; delete it (it is recomputed) "
+                              f"or choose another --out.") from None
 
 
 def check_existing_studies(cfg: RunConfig) -> None:
-    """An Optuna study already in a ``--storage`` must be the same experiment (a study in the default
-    storage is covered by ``run.json``). A storage file that does not exist yet is not created here."""
+    """An Optuna study already in a ``--storage`` must be the same experiment, budget included (a study in
+    the default storage is covered by ``run.json``). A storage file that does not exist yet is not created."""
     if cfg.storage is None or not any(m in PRUNERS for m in cfg.methods):
         return
     if scheme(cfg.storage) in ("sqlite", "journal") and not storage_file(cfg.storage).exists():
@@ -186,23 +227,27 @@ def check_existing_studies(cfg: RunConfig) -> None:
     storage = open_storage(cfg.storage)
     for m in cfg.methods:
         if m in PRUNERS:
-            check_study(storage, f"{cfg.base_study_name}-{m}",
-                        study_identity(m, cfg.epochs_per_trial, cfg.seed, cfg.data))
+            check_study(storage, f"{cfg.base_study_name}-{m}", study_identity_of(m, cfg))
+
+
+def study_identity_of(method: str, cfg: RunConfig) -> dict:
+    return {**study_identity(method, cfg.epochs_per_trial, cfg.seed, cfg.data),
+            "budget_epochs": cfg.budget_epochs}
 
 
 def public_config(cfg: RunConfig) -> dict:
-    """The config as written to results: the storage password hidden."""
-    return {**asdict(cfg), "storage": redact(cfg.storage) if cfg.storage else None}
+    """The config as written to files: passwords hidden, the data folder left out (machine-specific)."""
+    return {**asdict(cfg), "storage": redact(cfg.storage) if cfg.storage else None, "data_root": None}
 
 
 def run_baseline(objective: Objective, out_dir: Path) -> TrialRecord:
     """The default config trained for one full trial (recorded once; a rerun reads it back)."""
-    path = out_dir / "baseline.json"
+    path = out_dir / BASELINE_FILE
     if path.exists():
-        return TrialRecord.from_dict(json.loads(path.read_text(encoding="utf-8")))
+        return _baseline_record(path)
     config = default_config()
     record = TrialRecord.from_outcome("baseline", 0, config, objective(config))
-    write_atomic(path, json.dumps(record.to_dict()))
+    write_json_atomic(path, record.to_dict())
     return record
 
 
@@ -219,56 +264,66 @@ def run_method(method: str, cfg: RunConfig, objective: Objective) -> MethodResul
                               progress=cfg.progress)
     return optuna_search(objective, cfg.budget_epochs, method=method, storage=cfg.storage_url,
                          study_name=f"{cfg.base_study_name}-{method}", seed=cfg.seed, workers=cfg.workers,
-                         data=cfg.data, progress=cfg.progress)
+                         data=cfg.data, progress=cfg.progress,
+                         extra_identity={"budget_epochs": cfg.budget_epochs})
+
+
+def environment() -> str:
+    """What the figures depend on beyond the flags: CPU kernels differ by torch build and instruction set
+    (different rounding can flip a pruning decision, and TPE then follows another path)."""
+    import torch
+
+    return (f"torch {torch.__version__}, CPU kernels {torch.backends.cpu.get_cpu_capability()}, "
+            f"{torch.get_num_threads()} thread(s)")
 
 
 def run_job(cfg: RunConfig) -> tuple[list[MethodResult], str]:
     """Validate, load data, run every method (resuming), write the outputs; return results and summary."""
     import optuna
-    import torch
 
     tic = time.perf_counter()
-    validate(cfg)
+    cfg = validate(cfg)
     splits = cfg.data.load()  # DataError (missing/corrupt files) before anything is written
     check_existing_studies(cfg)
-    torch.set_num_threads(cfg.threads)
     out = cfg.out_dir
-    out.mkdir(parents=True, exist_ok=True)
-    write_atomic(out / RUN_FILE,
-                 json.dumps({"identity": cfg.identity(), "last_config": public_config(cfg)}, indent=1))
-    objective = Objective(splits, cfg.epochs_per_trial, seed=cfg.seed, device=cfg.device)
-    baseline = run_baseline(objective, out)
-    results = [run_method(m, cfg, objective) for m in cfg.methods]
+    with torch_threads(cfg.threads):
+        objective = Objective(splits, cfg.epochs_per_trial, seed=cfg.seed, device=cfg.device)
+        write_json_atomic(out / RUN_FILE, {"identity": cfg.identity(), "last_config": public_config(cfg)})
+        baseline = run_baseline(objective, out)
+        results = [run_method(m, cfg, objective) for m in cfg.methods]
+        env = environment()
     studies = {r.method: optuna.load_study(study_name=r.extra["study_name"],
                                            storage=open_storage(cfg.storage_url))
                for r in results if r.method in PRUNERS}
     facts = [f"Data: {splits.summary()} (seed {cfg.seed}).",
-             f"Model: MLP (hw7_hpo/objective.py), trained with common.fit on {objective.device}.",
+             f"Model: MLP (hw7_hpo/objective.py), trained with common.fit on {objective.device}; {env}.",
              f"Budget: {cfg.budget_epochs} training epochs per method; a full trial is "
              f"{cfg.epochs_per_trial} epochs.",
-             f"Optuna storage: {redact(cfg.storage_url)}, studies `{cfg.base_study_name}-<method>`, "
-             f"{cfg.workers} worker process(es)." if studies else "Optuna: not run.",
+             f"Optuna storage: {'the SQLite file optuna.db in this folder' if cfg.storage is None else redact(cfg.storage)}, "
+             f"studies `{cfg.base_study_name}-<method>`, {cfg.workers} worker process(es)."
+             if studies else "Optuna: not run.",
              f"Job wall time (this invocation): {time.perf_counter() - tic:.1f} s."]
     summary = write_outputs(out, results, title=f"Hyperparameter search on {cfg.dataset}", facts=facts,
                             baseline=baseline, run_config=public_config(cfg), studies=studies)
     return results, summary
 
 
-def main(argv: list[str] | None = None) -> int:
+def _main(argv: list[str] | None) -> int:
+    from common import markdown_table
+
     try:
         cfg = parse_args(argv)
         results, _ = run_job(cfg)
-    except (UsageError, StorageError, StudyMismatchError, ConfigError, DataError) as err:
-        print(f"hw7_hpo.run: error: {' '.join(str(err).split())}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("hw7_hpo.run: interrupted; rerun the same command to resume.", file=sys.stderr)
-        return 130
-    from common import markdown_table
-
+    except UserError as err:  # no message may carry a storage password
+        err.args = (redact(str(err)),)
+        raise
     print(markdown_table(comparison_rows(results)))
     print(f"\nwrote {cfg.out_dir / 'summary.md'}, results.json and plots")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_cli(_main, argv, prog=PROG)
 
 
 if __name__ == "__main__":

@@ -14,23 +14,16 @@ finished) and is trained again on the rerun.
 """
 from __future__ import annotations
 
-import os
-import sys
 import time
 from typing import Mapping
 
 from tqdm.auto import tqdm
 
+from common import progress_enabled
+
 from .objective import Objective
 from .records import MethodResult, TrialLog, TrialRecord
 from .space import config_key
-
-
-def progress_enabled(progress: bool | None) -> bool:
-    """``None`` means: show bars on an interactive terminal outside CI."""
-    if progress is None:
-        return sys.stderr.isatty() and os.environ.get("CI") is None
-    return bool(progress)
 
 
 def epoch_bar(method: str, budget_epochs: int, initial: int, progress: bool | None) -> tqdm:
@@ -71,9 +64,8 @@ class TrialRunner:
         if self.remaining <= 0:
             return None
 
-        def on_epoch(epoch: int, val_acc: float) -> bool:
+        def on_epoch(epoch: int, val_acc: float) -> None:
             self.bar.update(1)
-            return False
 
         outcome = self.objective(config, max_epochs=min(self.objective.max_epochs, self.remaining),
                                  on_epoch=on_epoch)

@@ -1,4 +1,4 @@
-"""Where Optuna studies live: storage URLs, a reachability check, and clean-up of trials of dead workers.
+"""Where Optuna studies live: storage URLs, checks before any work, and recovery of a killed worker's trial.
 
 Accepted ``--storage`` values:
 
@@ -7,19 +7,28 @@ Accepted ``--storage`` values:
 - ``journal:///path/optuna.log``: Optuna's ``JournalStorage`` on a file, the storage Optuna recommends for
   many processes writing one file (append-only log with a file lock);
 - ``postgresql://user:pass@host:port/db`` (or ``mysql://...``): an RDB server that several *machines* can
-  share. Workers send a heartbeat every 10 s; a trial whose worker vanished for 60 s is failed and its
-  config queued again.
+  share.
 
-A worker killed on this machine leaves its trial ``RUNNING`` for ever; :func:`reap_dead_trials` fails the
-trials whose worker (``host:pid``, the first thing a trial records) is no longer alive, and trials that
-never recorded a worker within ``ORPHAN_AFTER_S``, and queues their configs again, so a rerun after
-``kill -9`` neither loses nor double-counts work.
+A killed worker (``kill -9``, a lost machine) leaves its trial ``RUNNING``. Recovery uses Optuna's own
+heartbeat: every running trial records a heartbeat every ``HEARTBEAT_INTERVAL_S``; a trial whose heartbeat is
+older than ``GRACE_PERIOD_S`` is failed by ``optuna.storages.fail_stale_trials`` (which ``study.optimize``
+also calls before each trial), and ``RetryHeartbeatStaleTrialCallback(max_retry=1)`` queues its config once
+more. A failed trial without an ``outcome`` is never charged to the budget (see ``optuna_search``).
+RDB storages (SQLite, PostgreSQL, MySQL) have the heartbeat built in. ``JournalStorage`` has none in the
+installed Optuna (5.0), so for it :func:`journal_heartbeat` writes the same signal as a user attribute from
+a thread, and :func:`fail_stale_trials` fails stale trials with the public ``study.tell`` and queues them with
+the same callback.
+
+Every URL that reaches a message or a file goes through :func:`redact` (passwords in the user-info part and
+in ``password=`` query parameters are hidden).
 """
 from __future__ import annotations
 
-import datetime
-import os
-import socket
+import contextlib
+import re
+import sqlite3
+import threading
+import time
 import warnings
 from pathlib import Path
 from urllib.parse import urlparse
@@ -27,16 +36,36 @@ from urllib.parse import urlparse
 import optuna
 from optuna.trial import TrialState
 
-HEARTBEAT_INTERVAL_S = 10
-GRACE_PERIOD_S = 60
+from common import CheckpointError, UserError, check_writable
+
+HEARTBEAT_INTERVAL_S = 5
+GRACE_PERIOD_S = 30  # six missed heartbeats: a live worker under heavy CPU load still writes one in time
 SQLITE_LOCK_TIMEOUT_S = 60
 CONNECT_TIMEOUT_S = 5
-ORPHAN_AFTER_S = 20  # a RUNNING trial that never wrote its worker id for this long was killed at birth
 SERVER_SCHEMES = ("postgresql", "postgres", "mysql")
+ALIVE_ATTR = "alive"  # journal storage: unix time of the trial's last heartbeat
+# Written by the objective once a trial has drawn its whole config (every ``suggest_*`` call is its own
+# storage write, so a worker killed while sampling leaves a trial with only part of a config): the epochs the
+# trial may train, i.e. its reservation of the budget.
+EPOCH_CAP_ATTR = "epoch_cap"
 
 
-class StorageError(ValueError):
-    """The storage URL is malformed or its server/folder cannot be reached."""
+class StorageError(UserError, ValueError):
+    """The storage URL is malformed, its folder unwritable, its file corrupt or its server unreachable."""
+
+
+_USERINFO = re.compile(r"(?P<head>[a-zA-Z][\w+.-]*://[^/\s:@]*):[^@\s]*@")
+_PASSWORD_PARAM = re.compile(r"(?i)(?P<key>\bpassword=)[^&\s'\"]*")
+
+
+def redact(text: str) -> str:
+    """``text`` (a URL, or a message that contains URLs) with every password hidden: ``user:***@`` and
+    ``password=***``.
+
+    >>> redact("postgresql://me:s3cret@db/hpo?sslmode=require&password=x")
+    'postgresql://me:***@db/hpo?sslmode=require&password=***'
+    """
+    return _PASSWORD_PARAM.sub(r"\g<key>***", _USERINFO.sub(r"\g<head>:***@", str(text)))
 
 
 def default_storage(out_dir: str | Path) -> str:
@@ -52,26 +81,35 @@ def storage_file(url: str) -> Path:
     """The file of a ``sqlite:///...`` or ``journal:///...`` URL."""
     path = url.split(":///", 1)[1] if ":///" in url else ""
     if not path:
-        raise StorageError(f"storage URL {url!r} names no file; write it as {scheme(url)}:///path/to/file "
-                           f"(three slashes, then the path).")
+        raise StorageError(f"storage URL {redact(url)!r} names no file; write --storage as "
+                           f"{scheme(url)}:///path/to/file (three slashes, then the path).")
     return Path(path).expanduser()  # sqlite:///rel.db is relative, sqlite:////abs.db absolute (SQLAlchemy)
 
 
 def check_storage(url: str, pending_dirs: tuple[Path, ...] = ()) -> None:
-    """Raise :class:`StorageError` (one line, naming the fix) unless ``url`` can be opened.
+    """Raise :class:`StorageError` (one line, naming the fix) unless ``url`` can be opened and used.
 
-    File storages need an existing parent folder (or one in ``pending_dirs``, created by the caller after
-    validation); server storages must accept a connection within a few seconds.
+    File storages need an existing, writable parent folder (or one in ``pending_dirs``, created by the caller
+    after validation), and an existing file must be a readable storage; server storages must accept a
+    connection within a few seconds. Creates nothing.
     """
     kind = scheme(url)
     if kind in ("sqlite", "journal"):
-        parent = storage_file(url).resolve().parent
-        if not parent.is_dir() and not any(parent == Path(p).resolve() for p in pending_dirs):
-            raise StorageError(f"the folder {parent} of storage {url!r} does not exist; create it or give "
-                               f"--storage a path in an existing folder.")
+        file = storage_file(url)
+        parent = file.resolve().parent
+        pending = any(parent == Path(p).resolve() for p in pending_dirs)
+        if not parent.is_dir() and not pending:
+            raise StorageError(f"the folder {parent} of --storage {redact(url)!r} does not exist; create it or "
+                               f"give --storage a path in an existing folder.")
+        try:
+            check_writable(file, "--storage")
+        except UserError as err:
+            raise StorageError(str(err)) from None
+        if file.is_file():
+            check_storage_file(url)
         return
     if kind not in SERVER_SCHEMES:
-        raise StorageError(f"storage URL {url!r} has an unknown scheme {kind!r}; use sqlite:///file.db, "
+        raise StorageError(f"--storage {redact(url)!r} has an unknown scheme {kind!r}; use sqlite:///file.db, "
                            f"journal:///file.log or postgresql://user:password@host:port/database.")
     import sqlalchemy
 
@@ -82,9 +120,36 @@ def check_storage(url: str, pending_dirs: tuple[Path, ...] = ()) -> None:
             pass
         engine.dispose()
     except Exception as err:  # driver errors vary (psycopg2.OperationalError, ImportError, ArgumentError)
-        reason = " ".join(str(err).split())[:300]
-        raise StorageError(f"cannot reach storage {redact(url)} ({type(err).__name__}: {reason}); start the "
-                           f"database server or fix --storage.") from err
+        reason = redact(" ".join(str(err).split())[:300])
+        raise StorageError(f"cannot reach --storage {redact(url)} ({type(err).__name__}: {reason}); start the "
+                           f"database server or fix --storage.") from None
+
+
+def check_storage_file(url: str) -> None:
+    """An existing SQLite or journal file must read as one (a truncated or foreign file is a one-line
+    :class:`~common.CheckpointError` naming the file, not a traceback in the middle of the run)."""
+    file = storage_file(url)
+    fix = f"delete it (its finished trials are lost) or give --storage another file"
+    if scheme(url) == "sqlite":
+        try:
+            with contextlib.closing(sqlite3.connect(f"file:{file.resolve()}?mode=ro", uri=True,
+                                                    timeout=SQLITE_LOCK_TIMEOUT_S)) as con:
+                status = con.execute("PRAGMA quick_check").fetchone()[0]
+                if status == "ok" and file.stat().st_size:
+                    con.execute("SELECT count(*) FROM trials").fetchone()
+        except sqlite3.DatabaseError as err:
+            raise CheckpointError(f"Optuna storage {file} is not a readable SQLite database ({err}); {fix}.") \
+                from None
+        if status != "ok":
+            raise CheckpointError(f"Optuna storage {file} is damaged (SQLite: {status}); {fix}.")
+        return
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            optuna.study.get_all_study_names(open_storage(url))
+    except Exception as err:  # the journal replay raises JSONDecodeError, KeyError, ... on garbage
+        raise CheckpointError(f"Optuna journal {file} cannot be replayed ({type(err).__name__}); {fix}.") \
+            from None
 
 
 def normalize_url(url: str) -> str:
@@ -100,24 +165,31 @@ def normalize_url(url: str) -> str:
     return url
 
 
-def redact(url: str) -> str:
-    """``url`` with the password hidden (for messages and reports)."""
-    parsed = urlparse(url)
-    if parsed.password:
-        return url.replace(f":{parsed.password}@", ":***@", 1)
-    return url
+class RetryDrawnConfigs:
+    """Optuna's ``RetryHeartbeatStaleTrialCallback(max_retry=1)`` (queue a stale trial's config once more; a
+    retry that goes stale too is not retried again), for trials that had drawn their whole config. A trial
+    killed mid-sampling holds part of a config: a retry would draw the rest afresh, i.e. be another config,
+    and the lost trial cost nothing, so it is not queued."""
+
+    def __init__(self):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            self._retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1)
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        if trial.params and EPOCH_CAP_ATTR in trial.user_attrs:
+            self._retry(study, trial)
 
 
-# Written by the objective once a trial has drawn its whole config (every ``suggest_*`` call is its own
-# storage write, so a worker killed while sampling leaves a trial with only part of a config).
-EPOCH_CAP_ATTR = "epoch_cap"
+def retry_callback() -> RetryDrawnConfigs:
+    return RetryDrawnConfigs()
 
 
-def retry_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-    """Queue a lost trial's config again (it was never charged to the budget). A trial killed before it had
-    drawn its whole config is not retried: there is no config to repeat, and it cost nothing."""
-    if trial.params and EPOCH_CAP_ATTR in trial.user_attrs:
-        study.enqueue_trial(dict(trial.params), user_attrs={"retry_of": trial.number})
+def retried_trial_number(trial: optuna.trial.FrozenTrial) -> int | None:
+    """The number of the stale trial that ``trial`` repeats (``None`` for a first attempt)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.storages.RetryHeartbeatStaleTrialCallback.retried_trial_number(trial)
 
 
 def open_storage(url: str) -> optuna.storages.BaseStorage:
@@ -127,16 +199,73 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
         from optuna.storages.journal import JournalFileBackend, JournalStorage
 
         return JournalStorage(JournalFileBackend(str(storage_file(url))))
-    if kind == "sqlite":
-        storage = optuna.storages.RDBStorage(
-            url, engine_kwargs={"connect_args": {"timeout": SQLITE_LOCK_TIMEOUT_S}})
-        _tune_sqlite(storage.engine)
-        return storage
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeat: stable since 2.9
-        return optuna.storages.RDBStorage(normalize_url(url), heartbeat_interval=HEARTBEAT_INTERVAL_S,
-                                          grace_period=GRACE_PERIOD_S,
-                                          heartbeat_stale_trial_callback=retry_trial)
+    heartbeat = dict(heartbeat_interval=HEARTBEAT_INTERVAL_S, grace_period=GRACE_PERIOD_S,
+                     heartbeat_stale_trial_callback=retry_callback())
+    with warnings.catch_warnings():  # the heartbeat arguments are flagged experimental (stable since 2.9)
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        if kind == "sqlite":
+            storage = optuna.storages.RDBStorage(
+                url, engine_kwargs={"connect_args": {"timeout": SQLITE_LOCK_TIMEOUT_S}}, **heartbeat)
+            _tune_sqlite(storage.engine)
+            return storage
+        return optuna.storages.RDBStorage(normalize_url(url), **heartbeat)
+
+
+def has_builtin_heartbeat(storage) -> bool:
+    return isinstance(storage, optuna.storages.RDBStorage)
+
+
+def _is_journal(storage) -> bool:
+    from optuna.storages.journal import JournalStorage
+
+    return isinstance(storage, JournalStorage)
+
+
+def fail_stale_trials(study: optuna.Study, storage) -> None:
+    """Fail the trials of workers that stopped beating and queue their configs once more (see the module
+    docstring): Optuna's own function on RDB storages, the same rule via ``study.tell`` on a journal.
+    ``storage`` is the object ``study`` was opened on."""
+    if has_builtin_heartbeat(storage):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(study)
+        return
+    if not _is_journal(storage):
+        return  # in memory: one process, nothing to recover
+    now, callback = time.time(), retry_callback()
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        alive = trial.user_attrs.get(ALIVE_ATTR)
+        if alive is None or now - float(alive) <= GRACE_PERIOD_S:
+            continue  # no heartbeat yet (as in Optuna: never stale), or recent
+        try:
+            study.tell(trial.number, state=TrialState.FAIL)
+        except (optuna.exceptions.UpdateFinishedTrialError, ValueError, RuntimeError):
+            continue  # another worker failed it first (or it just finished)
+        callback(study, trial)
+
+
+@contextlib.contextmanager
+def journal_heartbeat(trial: optuna.Trial, storage):
+    """While the block runs, record ``trial``'s heartbeat every ``HEARTBEAT_INTERVAL_S`` on a storage without
+    Optuna's built-in one (a journal file); a no-op elsewhere (RDB: ``study.optimize`` does it)."""
+    if not _is_journal(storage):
+        yield
+        return
+    stop = threading.Event()
+
+    def beat() -> None:
+        while True:
+            trial.set_user_attr(ALIVE_ATTR, time.time())
+            if stop.wait(HEARTBEAT_INTERVAL_S):
+                return
+
+    thread = threading.Thread(target=beat, name=f"heartbeat-{trial.number}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 def _tune_sqlite(engine) -> None:
@@ -156,43 +285,7 @@ def _tune_sqlite(engine) -> None:
 
 
 def worker_id() -> str:
+    import os
+    import socket
+
     return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a killed child not yet waited for is a zombie: dead for our purpose
-        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
-
-
-def _is_dead(trial: optuna.trial.FrozenTrial, host: str, now: datetime.datetime) -> bool:
-    owner = trial.user_attrs.get("worker")
-    if owner is None:  # killed between the trial's creation and its first write (sampling); give it time
-        started = trial.datetime_start
-        return started is not None and (now - started).total_seconds() > ORPHAN_AFTER_S
-    owner_host, _, pid = str(owner).rpartition(":")
-    return owner_host == host and pid.isdigit() and not _pid_alive(int(pid))
-
-
-def reap_dead_trials(study: optuna.Study) -> list[int]:
-    """Fail ``RUNNING`` trials whose worker process on this host is gone; queue their configs again."""
-    host, now = socket.gethostname(), datetime.datetime.now()
-    reaped = []
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if not _is_dead(trial, host, now):
-            continue
-        try:  # the storage-level call Optuna's own fail_stale_trials uses (no public Study method)
-            if study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL):
-                retry_trial(study, trial)
-                reaped.append(trial.number)
-        except optuna.exceptions.UpdateFinishedTrialError:
-            pass  # another worker reaped it first
-    return reaped

@@ -181,9 +181,10 @@ def test_diverged_configs_score_zero_in_grid_random_and_ga(objective):
 def test_a_trial_killed_while_drawing_its_config_is_not_retried():
     """Each suggest_* is its own storage write: a worker killed mid-sampling leaves a partial config, which
     must not be queued again as if it were a config (the retry would sample the missing values afresh)."""
-    from hw7_hpo.storage import EPOCH_CAP_ATTR, retry_trial
+    from hw7_hpo.storage import EPOCH_CAP_ATTR, retried_trial_number, retry_callback
 
     study = optuna.create_study(direction="maximize")
+    retry_trial = retry_callback()  # what the heartbeat calls for a stale trial
     partial = study.ask()
     for p in SEARCH_SPACE[:3]:
         p.suggest(partial)
@@ -196,7 +197,7 @@ def test_a_trial_killed_while_drawing_its_config_is_not_retried():
     whole.set_user_attr(EPOCH_CAP_ATTR, 2)
     retry_trial(study, study.trials[whole.number])
     queued = [t for t in study.trials if t.state == optuna.trial.TrialState.WAITING]
-    assert len(queued) == 1 and queued[0].user_attrs["retry_of"] == whole.number
+    assert len(queued) == 1 and retried_trial_number(queued[0]) == whole.number
     retry = study.ask()  # a worker picks the queued trial up and draws exactly the lost config
     assert retry.number == queued[0].number
     assert {p.name: p.suggest(retry) for p in SEARCH_SPACE} == study.trials[whole.number].params
