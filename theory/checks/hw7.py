@@ -20,6 +20,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from common import torch_threads
+
 FIGURES = Path(__file__).resolve().parents[1] / "figures"
 
 # hw7.T2a: the matrix of the question, row by row.
@@ -187,31 +189,57 @@ def lora_extra_flops(batch: int, d_in: int, d_out: int, rank: int) -> int:
 # ------------------------------------------------------------------------- adapter vs ConvBlock (T2d)
 @dataclass(frozen=True)
 class AdapterSim:
-    """Toy ConvBlock (3x3 conv, BN, ReLU) with a parallel bottleneck adapter (1x1 down, ReLU, 1x1 up)."""
+    """A frozen, pre-trained ConvBlock (3x3 conv, BN, ReLU) followed by the next frozen block, and a bottleneck
+    adapter (1x1 down, ReLU, 1x1 up) in parallel with the first block.
+
+    Both BNs are in eval mode with running statistics estimated beforehand on ``calibration_batches`` batches
+    ("pre-training"); every measurement uses a fresh batch, so nothing is renormalised by construction.
+    """
 
     channels: int = 32
     reduction: int = 4
     size: int = 16
     batch: int = 16
     up_init_std: float = 1e-2  # the usual small init of the adapter's last layer (starts near identity)
+    scale_init: float = 0.1    # fix A's learnable per-channel scale s, at its initial value
+    calibration_batches: int = 4
     seed: int = 0
 
 
-def adapter_outputs(sim: AdapterSim = AdapterSim()) -> dict[str, torch.Tensor]:
-    """Feature maps (B, C, H, W) of the ConvBlock, two adapters (small / default init) and two fixes.
+def _calibrate(modules: list[nn.Module], forward, batches: list[torch.Tensor]) -> None:
+    """Estimate the running statistics of the BNs in ``modules`` by ``forward`` over ``batches`` (cumulative
+    average, as after pre-training), then freeze them (eval mode)."""
+    bns = [m for mod in modules for m in mod.modules() if isinstance(m, nn.BatchNorm2d)]
+    for bn in bns:
+        bn.reset_running_stats()
+        bn.momentum = None
+        bn.train()
+    with torch.no_grad():
+        for xb in batches:
+            forward(xb)
+    for bn in bns:
+        bn.eval()
 
-    Fix A ("adapter_fixed") normalises the adapter output per channel (BatchNorm, no affine) and multiplies
-    it by a learnable per-channel scale ``s`` initialised to 0.1, so its spread is a chosen fraction of the
-    block's. Fix B ("block_with_inner_adapter") adds the adapter to the conv output *before* the block's
-    BN and ReLU, so the sum passes through the block's own normalisation and non-linearity.
+
+@torch_threads(1)
+def adapter_outputs(sim: AdapterSim = AdapterSim()) -> dict[str, torch.Tensor]:
+    """Feature maps (B, C, H, W) on a fresh batch: the frozen ConvBlock, two adapters (small / default init),
+    two fixes, and for each variant what the next frozen block receives.
+
+    Fix A ("adapter_fixed"): the default-init adapter's output normalised per channel by statistics frozen on
+    the calibration batches (a BN without affine, in eval mode), times a learnable per-channel scale s.
+    Fix B ("block_with_inner_adapter"): the default-init adapter added to the conv output *before* the block's
+    frozen BN and ReLU; "block_with_inner_adapter_restat" re-estimates that BN's statistics with the adapter in
+    place (on the calibration batches) before measuring on the fresh batch.
+    Keys ``next_in/<variant>`` hold the input of the next block's frozen BN (the next conv's output) for the
+    variants ``block`` (no adapter), ``small``, ``default``, ``fix_a``, ``fix_b``, ``fix_b_restat``.
     """
     torch.manual_seed(sim.seed)
     c, hidden = sim.channels, sim.channels // sim.reduction
-    x = torch.randn(sim.batch, c, sim.size, sim.size)
     conv = nn.Conv2d(c, c, 3, padding=1, bias=False)
     nn.init.kaiming_normal_(conv.weight, nonlinearity="relu")
     bn = nn.BatchNorm2d(c)
-    block = nn.Sequential(conv, bn, nn.ReLU())
+    next_conv, next_bn = nn.Conv2d(c, c, 3, padding=1, bias=False), nn.BatchNorm2d(c)
 
     def bottleneck(up_std: float | None) -> nn.Sequential:
         down, up = nn.Conv2d(c, hidden, 1), nn.Conv2d(hidden, c, 1)
@@ -221,15 +249,42 @@ def adapter_outputs(sim: AdapterSim = AdapterSim()) -> dict[str, torch.Tensor]:
         return nn.Sequential(down, nn.ReLU(), up)
 
     small, default = bottleneck(sim.up_init_std), bottleneck(None)
-    scale = torch.full((1, c, 1, 1), 0.1)  # the learnable scale s of the fix, at its initial value
+    calibration = [torch.randn(sim.batch, c, sim.size, sim.size) for _ in range(sim.calibration_batches)]
+    x = torch.randn(sim.batch, c, sim.size, sim.size)            # fresh: not seen by any running statistic
+    block = lambda t: torch.relu(bn(conv(t)))                     # noqa: E731
+    _calibrate([bn, next_bn], lambda t: next_bn(next_conv(block(t))), calibration)
+    norm_a = nn.BatchNorm2d(c, affine=False)                      # fix A's normaliser
+    _calibrate([norm_a], lambda t: norm_a(default(t)), calibration)
+    scale = torch.full((1, c, 1, 1), sim.scale_init)
+    bn_restat = nn.BatchNorm2d(c)                                 # fix B with the block's BN re-estimated
+    bn_restat.load_state_dict(bn.state_dict())
+    _calibrate([bn_restat], lambda t: bn_restat(conv(t) + default(t)), calibration)
     with torch.no_grad():
-        conv_out = block(x)
-        small_out = small(x)
-        fixed_out = scale * nn.functional.batch_norm(small_out, None, None, training=True)
-        default_out = default(x)
-        inner_out = torch.relu(bn(conv(x) + default_out))
-    return {"conv": conv_out, "adapter": small_out, "adapter_default": default_out,
-            "adapter_fixed": fixed_out, "block_with_inner_adapter": inner_out}
+        out = {"conv": block(x), "adapter": small(x), "adapter_default": default(x)}
+        out["adapter_fixed"] = scale * norm_a(out["adapter_default"])
+        out["block_with_inner_adapter"] = torch.relu(bn(conv(x) + out["adapter_default"]))
+        out["block_with_inner_adapter_restat"] = torch.relu(bn_restat(conv(x) + out["adapter_default"]))
+        feeds = {"block": out["conv"], "small": out["conv"] + out["adapter"],
+                 "default": out["conv"] + out["adapter_default"], "fix_a": out["conv"] + out["adapter_fixed"],
+                 "fix_b": out["block_with_inner_adapter"], "fix_b_restat": out["block_with_inner_adapter_restat"]}
+        for name, feed in feeds.items():
+            out[f"next_in/{name}"] = next_conv(feed)
+    out["next_running_mean"], out["next_running_var"] = next_bn.running_mean.clone(), next_bn.running_var.clone()
+    return out
+
+
+def next_block_shift(outs: dict[str, torch.Tensor], variant: str) -> dict[str, float]:
+    """What the next frozen block sees, compared with the running statistics it was pre-trained with.
+
+    ``mean_shift``: mean over channels of |batch mean - running mean| / running std; ``var_ratio``: mean over
+    channels of batch variance / running variance (1 = no shift); ``change``: ||next_in(variant) -
+    next_in(no adapter)|| / ||next_in(no adapter)|| (how much the adapter changes the next block's input).
+    """
+    t, ref = outs[f"next_in/{variant}"], outs["next_in/block"]
+    mu, var = t.mean((0, 2, 3)), t.var((0, 2, 3), unbiased=False)
+    rm, rv = outs["next_running_mean"], outs["next_running_var"]
+    return {"mean_shift": float(((mu - rm).abs() / rv.sqrt()).mean()), "var_ratio": float((var / rv).mean()),
+            "change": float((t - ref).norm() / ref.norm())}
 
 
 def feature_stats(t: torch.Tensor) -> dict[str, float]:
@@ -248,10 +303,10 @@ def save_adapter_histograms(path: Path | None = None, sim: AdapterSim = AdapterS
     path = Path(path) if path else FIGURES / "hw7_adapter_histograms.png"
     path.parent.mkdir(parents=True, exist_ok=True)
     outs = adapter_outputs(sim)
-    panels = (("conv", "ConvBlock (conv-BN-ReLU)"), ("adapter", "adapter, small-init up-projection"),
+    panels = (("conv", "ConvBlock (conv-BN-ReLU, frozen)"), ("adapter", "adapter, small-init up-projection"),
               ("adapter_default", "adapter, default init"),
-              ("adapter_fixed", "fix A: BN + learnable scale 0.1"),
-              ("block_with_inner_adapter", "fix B: add before the block's BN-ReLU"))
+              ("adapter_fixed", "fix A: frozen-stat norm + scale 0.1"),
+              ("block_with_inner_adapter", "fix B: add before the frozen BN-ReLU"))
     fig, axes = plt.subplots(1, 5, figsize=(18, 3.3))
     for ax, (key, title) in zip(axes, panels):
         values = outs[key].flatten().numpy()
