@@ -9,16 +9,23 @@ Batching is ``common.TensorBatches`` (the data stays on the model's device). Usa
     solver.loss_history, solver.train_acc_history, solver.val_acc_history, solver.best_val_acc
 
 The model needs ``params`` (dict of tensors), ``loss(X) -> scores``, ``loss(X, y) -> (loss, grads)`` and a
-``device`` attribute. With ``checkpoint_path`` the state (weights, optimizer state, histories, best weights,
-batch order and RNG) is saved atomically after every epoch, and a later ``train()`` resumes from it and
-ends exactly where an uninterrupted run would.
+``device`` attribute. With ``checkpoint_dir`` (or an explicit ``checkpoint_path``) the state (weights,
+optimizer state, histories, best weights, batch order and RNG) is saved atomically after every epoch
+(``common.io.save_atomic``), and a later ``train()`` resumes from it and ends exactly where an uninterrupted
+run would.
+
+Every setting that changes the result is hashed into :attr:`Solver.key` (``common.io.settings_key``): the
+solver's options, the model's architecture and initial weights, the data, and the caller's ``run_settings``
+(e.g. the seed of the dropout masks). Under ``checkpoint_dir`` the file is named ``<name>_<key>.pt``, so a
+run with other settings never finds another's file; an explicit ``checkpoint_path`` whose stored key differs
+is refused (:class:`common.CheckpointError`), never resumed. Checkpoints are read with ``weights_only=True``.
 """
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
-import os
-import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -26,7 +33,8 @@ from typing import Callable
 import torch
 from tqdm.auto import tqdm
 
-from common import NonFiniteLossError, TensorBatches
+from common import CheckpointError, NonFiniteLossError, TensorBatches, progress_enabled
+from common.io import load_checkpoint, save_atomic, settings_key
 
 from .optim import get_update_rule
 
@@ -43,10 +51,13 @@ class SolverConfig:
     num_train_samples: int | None = 1000           # train accuracy on this many random samples (None: all)
     num_val_samples: int | None = None             # None: the whole validation set
     eval_batch_size: int = 1000
-    checkpoint_path: str | None = None
+    checkpoint_dir: str | None = None              # checkpoint file <checkpoint_dir>/<checkpoint_name>_<key>.pt
+    checkpoint_name: str = "solver"
+    checkpoint_path: str | None = None             # an explicit file instead (its stored key must match)
+    run_settings: dict = field(default_factory=dict)  # caller's settings the solver cannot see (mask seed...)
     resume: bool = True                            # continue from checkpoint_path when it exists
     seed: int = 0                                  # batch order and accuracy subsets
-    progress: bool | None = None                   # tqdm bar; None: only on an interactive terminal
+    progress: bool | None = None                   # tqdm bar; None: common.progress_enabled()
     verbose: bool = False                          # print one line per epoch
 
 
@@ -91,7 +102,30 @@ class Solver:
         X_train, y_train, self.X_val, self.y_val = _split_data(data)
         self.batches = TensorBatches(X_train, y_train, c.batch_size, shuffle=True, seed=c.seed,
                                      device=model.device, transform=transform)
+        self.key = settings_key(self.settings(transform, X_train, y_train))
         self._reset()
+
+    def settings(self, transform, X_train, y_train) -> dict:
+        """Every setting that changes the result of :meth:`train` (hashed into :attr:`key`)."""
+        c = self.config
+        result_fields = ("update_rule", "optim_config", "lr_decay", "batch_size", "num_epochs",
+                         "num_train_samples", "num_val_samples", "seed", "run_settings")
+        return {
+            "solver": {name: getattr(c, name) for name in result_fields},
+            "transform": getattr(transform, "__qualname__", repr(transform)) if transform else None,
+            "model": repr(self.model),
+            "initial_params": _fingerprint(*(self.model.params[k] for k in sorted(self.model.params))),
+            "data": _fingerprint(X_train, y_train, self.X_val, self.y_val),
+        }
+
+    @property
+    def checkpoint_file(self) -> Path | None:
+        c = self.config
+        if c.checkpoint_path:
+            return Path(c.checkpoint_path)
+        if c.checkpoint_dir:
+            return Path(c.checkpoint_dir) / f"{c.checkpoint_name}_{self.key}.pt"
+        return None
 
     def _reset(self) -> None:
         self.epoch = 0
@@ -99,6 +133,7 @@ class Solver:
         self.train_acc_history: list[float] = []
         self.val_acc_history: list[float] = []
         self.best_val_acc = -math.inf
+        self.train_seconds = 0.0  # training and evaluation time, summed over resumed sessions
         self.best_params = {k: v.clone() for k, v in self.model.params.items()}
         # each parameter gets its own optimizer state (velocity, moments...)
         self.optim_configs = {k: dict(self.config.optim_config) for k in self.model.params}
@@ -126,11 +161,12 @@ class Solver:
     def train(self) -> "Solver":
         """Run the remaining epochs; afterwards ``model.params`` are the best-validation weights."""
         c = self.config
-        path = Path(c.checkpoint_path) if c.checkpoint_path else None
+        path = self.checkpoint_file
         if path is not None and c.resume and path.exists():
             self.load_checkpoint(path)
-        progress = c.progress if c.progress is not None else (sys.stderr.isatty() and "CI" not in os.environ)
+        progress = progress_enabled(c.progress)
         for epoch in range(self.epoch, c.num_epochs):
+            tic = time.perf_counter()
             bar = tqdm(self.batches, desc=f"epoch {epoch + 1}/{c.num_epochs}", disable=not progress,
                        leave=False)
             for X_batch, y_batch in bar:
@@ -149,6 +185,7 @@ class Solver:
             if c.verbose:
                 print(f"epoch {self.epoch}/{c.num_epochs}: loss {self.loss_history[-1]:.4f}, "
                       f"train acc {train_acc:.4f}, val acc {val_acc:.4f}", flush=True)
+            self.train_seconds += time.perf_counter() - tic
             if path is not None:
                 self.save_checkpoint(path)
         self.model.params = {k: v.clone() for k, v in self.best_params.items()}
@@ -161,7 +198,8 @@ class Solver:
             "best_val_acc": self.best_val_acc, "optim_configs": self.optim_configs,
             "loss_history": self.loss_history, "train_acc_history": self.train_acc_history,
             "val_acc_history": self.val_acc_history, "batches": self.batches.state_dict(),
-            "update_rule": self.config.update_rule, "torch_rng": torch.get_rng_state(),
+            "update_rule": self.config.update_rule, "torch_rng": torch.get_rng_state(), "key": self.key,
+            "train_seconds": self.train_seconds,
         }
         if self.model.device.type == "cuda":
             state["cuda_rng"] = torch.cuda.get_rng_state(self.model.device)
@@ -169,23 +207,20 @@ class Solver:
 
     def save_checkpoint(self, path: str | Path) -> Path:
         """Write :meth:`state_dict` to ``path`` atomically (a kill mid-write leaves the old file)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        torch.save(self.state_dict(), tmp)
-        os.replace(tmp, path)
-        return path
+        return save_atomic(self.state_dict(), path)
 
     def load_checkpoint(self, path: str | Path) -> None:
-        """Restore a :meth:`save_checkpoint` file into this solver and its model."""
-        state = torch.load(Path(path), map_location=self.model.device, weights_only=True)
-        saved = {k: tuple(v.shape) for k, v in state["params"].items()}
-        ours = {k: tuple(v.shape) for k, v in self.model.params.items()}
-        if state["update_rule"] != self.config.update_rule or saved != ours:
-            raise ValueError(f"checkpoint {path} was written for update rule {state['update_rule']!r} and "
-                             f"params {saved}; this solver uses {self.config.update_rule!r} and {ours}. "
-                             f"Delete the file or point checkpoint_path elsewhere.")
+        """Restore a :meth:`save_checkpoint` file of the same settings into this solver and its model.
+
+        Raises :class:`common.CheckpointError` when the file is unreadable, holds anything but plain values
+        (``weights_only=True``), or was written with other settings (its key differs from :attr:`key`)."""
+        state = load_checkpoint(path, map_location=self.model.device)
+        if state.get("key") != self.key:
+            raise CheckpointError(f"checkpoint {path} was written with other settings (key "
+                                  f"{state.get('key')!r}, this run {self.key!r}); it is not resumed. Delete it "
+                                  f"or use checkpoint_dir, whose file names carry the key.")
         self.epoch = state["epoch"]
+        self.train_seconds = float(state.get("train_seconds", 0.0))
         self.model.params = state["params"]
         self.best_params, self.best_val_acc = state["best_params"], state["best_val_acc"]
         self.optim_configs = state["optim_configs"]
@@ -196,3 +231,13 @@ class Solver:
         torch.set_rng_state(state["torch_rng"].cpu())
         if "cuda_rng" in state and self.model.device.type == "cuda":
             torch.cuda.set_rng_state(state["cuda_rng"].cpu(), self.model.device)
+
+
+def _fingerprint(*tensors: torch.Tensor) -> str:
+    """sha256 of the tensors' shapes, dtypes and bytes: identifies data and initial weights."""
+    digest = hashlib.sha256()
+    for t in tensors:
+        t = t.detach().contiguous().cpu()
+        digest.update(f"{tuple(t.shape)}{t.dtype};".encode())
+        digest.update(memoryview(t.reshape(-1).view(torch.uint8).numpy()))
+    return digest.hexdigest()[:16]

@@ -1,140 +1,203 @@
-"""Train the chosen FullyConnectedNet on CIFAR-10 (task hw2mlp.P1) with one command::
+"""hw2mlp.P1 on CIFAR-10 with one command: the two-layer net, overfitting 50 images, the update rules,
+dropout, and the search for the best FullyConnectedNet, written to one results JSON::
 
-    DLHW_DATA=/path/holding/cifar-10-batches-py python -m hw2_mlp.train_cifar
-    DLHW_DOWNLOAD=1 python -m hw2_mlp.train_cifar              # let torchvision fetch CIFAR-10
-    DLHW_DATA=../shared/data python -m hw2_mlp.train_cifar --dataset mnist --num-epochs 8
+    python -m hw2_mlp.train_cifar --profile full --data-root ../shared/data --threads 1 \\
+        --checkpoint-dir /work/runs/fc --out hw2_mlp/results/fc_cifar10_full.json
+    python -m hw2_mlp.train_cifar --profile quick --data-root ../shared/data --out /tmp/fc_quick.json
 
-The hyperparameters of the best configuration are :data:`CIFAR10_CONFIG`; ``--dataset mnist`` or
-``digits`` run the same pipeline (same code, own preset) where CIFAR-10 is absent. Inputs are standardised
-with the training split's per-channel mean and std; CIFAR-10 batches are augmented with a random 2-pixel
-shifted crop and a horizontal flip. Validation accuracy picks the best epoch; the test split is scored
-once, at the end. A missing dataset is an error (``common.DataNotFoundError``), never a silent fallback.
+The course split (49,000 train / 1,000 validation from the training batches, the official 10,000 test), the
+training mean image subtracted, images flattened (:func:`hw2_mlp.fc_experiments.load_cifar`). Every run
+checkpoints each epoch under ``--checkpoint-dir`` with file names keyed by all of its settings, and the
+cheap experiments cache their records there too: rerunning the same command resumes (Ctrl-C is exit 130).
+The test split is scored once, for the model chosen on validation. Beside the JSON, ``<out>_w1.png`` shows
+the two-layer net's first-layer weights as images.
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import hashlib
+import os
+import platform
+import sys
 import time
-from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
-from common import cache_dir, channel_stats, get_device, load_dataset, random_crop_flip, seed_everything
+from common import cache_dir, torch_threads
+from common.cli import Parser, add_standard_args, check_choice, check_positive, check_writable, run_cli, \
+    standard_settings
+from common.errors import DataNotFoundError, UsageError
+from common.io import read_json, settings_key, write_json_atomic
 
-from .fc_networks import FullyConnectedNet
-from .solver import Solver
+from . import fc_experiments as fx
+from .optim import UPDATE_RULES
 
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """One training run of a FullyConnectedNet on a standard image dataset."""
-
-    dataset: str = "cifar10"
-    hidden_dims: tuple[int, ...] = (1024, 512, 256)
-    dropout: float = 0.2
-    reg: float = 1e-5                    # L2 penalty reg * sum ||W||^2; dropout + augmentation do the most
-    weight_scale: float | str = "he"
-    update_rule: str = "adam"
-    learning_rate: float = 1e-3
-    lr_decay: float = 0.95               # per epoch
-    batch_size: int = 256
-    num_epochs: int = 40
-    augment: bool = True                 # crop + flip; flips are wrong for digits: their presets turn it off
-    limit_train: int | None = None       # a stratified subset of the training split (None: all of it)
-    seed: int = 0
-    checkpoint: str | None = None        # None: <cache>/hw2_mlp/<dataset>_fc.pt; "" disables checkpoints
-    device: str | None = None            # None: cuda if present
-    verbose: bool = True
+PROG = "python -m hw2_mlp.train_cifar"
+RESULTS = Path(__file__).resolve().parent / "results"
+CIFAR_FILES = tuple(f"data_batch_{i}" for i in range(1, 6)) + ("test_batch",)
+# plan fields each cached experiment depends on (besides the data fields), for its cache key
+STAGE_FIELDS = {"overfit": "overfit_", "optimizers": "optim_", "dropout": "dropout_"}
+DATA_FIELDS = ("n_train", "n_val", "n_test", "seed")
+# command-line flags that override a plan field: flag -> (field, type, minimum)
+OVERRIDES = {
+    "--epochs": ("final_epochs", int, 1), "--search-epochs": ("search_epochs", int, 1),
+    "--candidates": ("search_candidates", int, 1), "--finalists": ("finalists", int, 1),
+    "--search-train": ("search_n", int, 1), "--batch-size": ("batch_size", int, 1),
+    "--two-layer-epochs": ("two_layer_epochs", int, 1), "--limit-train": ("n_train", int, 1),
+    "--seed": ("seed", int, 0),
+}
 
 
-CIFAR10_CONFIG = TrainConfig()
-MNIST_CONFIG = TrainConfig(dataset="mnist", hidden_dims=(512, 256), dropout=0.2, num_epochs=8, augment=False)
-DIGITS_CONFIG = TrainConfig(dataset="digits", hidden_dims=(256, 128), dropout=0.1, batch_size=64,
-                            num_epochs=30, augment=False)
-PRESETS = {"cifar10": CIFAR10_CONFIG, "mnist": MNIST_CONFIG, "digits": DIGITS_CONFIG}
+def build_parser() -> Parser:
+    parser = Parser(prog=PROG, description=__doc__.splitlines()[0])
+    add_standard_args(parser)
+    parser.add_argument("--out", default=None,
+                        help="results JSON (default hw2_mlp/results/fc_cifar10_<profile>.json)")
+    parser.add_argument("--checkpoint-dir", default=None,
+                        help="per-epoch checkpoints and cached records (default <cache>/hw2_mlp/fc)")
+    parser.add_argument("--stages", default=",".join(fx.STAGES),
+                        help=f"comma-separated subset of {','.join(fx.STAGES)}")
+    parser.add_argument("--update-rule", default=None, help=f"rule of the search: {', '.join(UPDATE_RULES)} "
+                                                             f"(default adam)")
+    for flag, (field, kind, _) in OVERRIDES.items():
+        parser.add_argument(flag, type=kind, default=None, help=f"overrides the profile's {field}")
+    return parser
 
 
-def standardize(splits, device):
-    """Per-channel standardisation with train statistics; returns (train, val, test) moved to ``device``."""
-    mean, std = channel_stats(splits.train.X)
-    shape = (1, -1, 1, 1)
-
-    def apply(split):
-        X = (split.X - mean.reshape(shape)) / std.reshape(shape)
-        return dataclasses.replace(split, X=X).to(device)
-
-    return apply(splits.train), apply(splits.val), apply(splits.test)
+def check_cifar(root: Path | None) -> None:
+    """Raise DataNotFoundError (one line, names the fix) unless all CIFAR-10 batches are under ``root``."""
+    folder = root / "cifar-10-batches-py" if root is not None else None
+    missing = [n for n in CIFAR_FILES if folder is None or not (folder / n).is_file()]
+    if missing:
+        where = f"{folder}" if folder is not None else "nowhere ($DLHW_DATA is unset and no --data-root)"
+        raise DataNotFoundError(f"CIFAR-10 is missing ({', '.join(missing)} not found in {where}); point "
+                                f"--data-root or $DLHW_DATA at the folder holding cifar-10-batches-py/.")
 
 
-def config_tag(config: TrainConfig) -> str:
-    """A short hash of the settings that shape the run (not num_epochs: more epochs may resume it)."""
-    keep = {k: v for k, v in dataclasses.asdict(config).items()
-            if k not in ("num_epochs", "checkpoint", "device", "verbose")}
-    return hashlib.sha1(repr(sorted(keep.items())).encode()).hexdigest()[:10]
+def parse(argv):
+    """Validate every flag before any work; return (settings, plan, stages, out, checkpoint_dir)."""
+    args = build_parser().parse_args(argv)
+    settings = standard_settings(args)
+    plan = fx.PLANS[settings.profile.name]
+    changes = {}
+    for flag, (field, _, minimum) in OVERRIDES.items():
+        value = getattr(args, flag.lstrip("-").replace("-", "_"))
+        if value is not None:
+            check_positive(flag, value, minimum)
+            changes[field] = value
+    if args.update_rule is not None:
+        check_choice("--update-rule", args.update_rule, UPDATE_RULES)
+        changes["update_rule"] = args.update_rule
+    plan = dataclasses.replace(plan, **changes)
+    if plan.finalists > 2 * plan.search_candidates:
+        raise UsageError(f"--finalists {plan.finalists} exceeds the {2 * plan.search_candidates} search runs "
+                         f"(each candidate runs with and without dropout); lower it or raise --candidates.")
+    stages = tuple(s.strip() for s in args.stages.split(",") if s.strip())
+    if not stages:
+        raise UsageError(f"--stages is empty; give some of {','.join(fx.STAGES)}.")
+    for stage in stages:
+        check_choice("--stages", stage, fx.STAGES)
+    check_cifar(settings.data_root)
+    out = check_writable(args.out or RESULTS / f"fc_cifar10_{settings.profile.name}.json", "--out")
+    ckpt = check_writable(args.checkpoint_dir or cache_dir("hw2_mlp", "fc"), "--checkpoint-dir")
+    return settings, plan, stages, out, ckpt
 
 
-def train(config: TrainConfig = CIFAR10_CONFIG) -> dict:
-    """Train per ``config``; return the solver, the best validation accuracy, the test accuracy and timing.
+def _cached(stage: str, plan: fx.Plan, ckpt: Path, compute) -> dict:
+    """The record of a cheap experiment, read from ``ckpt`` when this exact setting was run before."""
+    fields = {k: v for k, v in fx.plan_dict(plan).items() if k in DATA_FIELDS or k.startswith(STAGE_FIELDS[stage])}
+    path = ckpt / f"{stage}_{settings_key({'stage': stage, **fields})}.json"
+    if path.exists():
+        return read_json(path, f"cached {stage} record")
+    record = compute()
+    write_json_atomic(path, record)
+    return record
 
-    Raises ``common.DataNotFoundError`` when the dataset is not under ``$DLHW_DATA`` (and downloads are off).
-    """
+
+def save_weight_images(W1: torch.Tensor, path: Path) -> Path:
+    """First-layer weights (3072, H) as H small RGB images (:func:`hw2_mlp.fc_report.weight_grid`)."""
+    import matplotlib.pyplot as plt
+
+    from common.plots import save_figure
+
+    from .fc_report import weight_grid
+
+    grid = weight_grid(W1)
+    fig, ax = plt.subplots(figsize=(grid.shape[1] / 60, grid.shape[0] / 60 + 0.4))
+    ax.imshow(grid)
+    ax.axis("off")
+    ax.set_title(f"TwoLayerNet: the {W1.shape[1]} first-layer weight vectors as 32x32 RGB images")
+    save_figure(fig, path, dpi=80)
+    plt.close(fig)
+    return path
+
+
+def run(settings, plan: fx.Plan, stages, out: Path, ckpt: Path, log=print, command: str | None = None) -> dict:
     tic = time.perf_counter()
-    seed_everything(config.seed)
-    device = get_device(config.device)
-    splits = load_dataset(config.dataset, limit_train=config.limit_train, seed=config.seed)
-    train_split, val_split, test_split = standardize(splits, device)
-    model = FullyConnectedNet(list(config.hidden_dims), input_dim=train_split.X[0].numel(),
-                              num_classes=len(splits.classes), dropout=config.dropout, reg=config.reg,
-                              weight_scale=config.weight_scale, device=device,
-                              generator=torch.Generator().manual_seed(config.seed))
-    checkpoint = config.checkpoint
-    if checkpoint is None:  # one file per configuration, so a changed setting never resumes a stale run
-        checkpoint = str(cache_dir("hw2_mlp") / f"{config.dataset}_fc_{config_tag(config)}.pt")
-    transform = random_crop_flip(padding=2) if config.augment else None
-    solver = Solver(model, {"X_train": train_split.X, "y_train": train_split.y,
-                            "X_val": val_split.X, "y_val": val_split.y},
-                    update_rule=config.update_rule, optim_config={"learning_rate": config.learning_rate},
-                    lr_decay=config.lr_decay, batch_size=config.batch_size, num_epochs=config.num_epochs,
-                    checkpoint_path=checkpoint or None, seed=config.seed, verbose=config.verbose,
-                    transform=transform)
-    solver.train()  # leaves the best-validation weights in model.params
-    test_acc = solver.check_accuracy(test_split.X, test_split.y)  # scored once, after model selection
-    return {"solver": solver, "model": model, "summary": splits.summary(), "val_acc": solver.best_val_acc,
-            "test_acc": test_acc, "seconds": time.perf_counter() - tic, "device": str(device)}
+    data = fx.load_cifar(settings.data_root, plan, settings.device)
+    log(data["summary"])
+    previous = read_json(out, "results file") if out.exists() else {}
+    if previous.get("plan") != fx.plan_dict(plan):
+        previous = {}  # a record of other settings is never merged into this one
+    results = dict(previous.get("results", {}))
+    for stage in stages:
+        t = time.perf_counter()
+        if stage == "two_layer":
+            record, W1 = fx.two_layer(data, plan, ckpt, settings.progress)
+            record["weights_image"] = save_weight_images(W1, out.with_name(out.stem + "_w1.png")).name
+        elif stage == "overfit":
+            record = _cached(stage, plan, ckpt, lambda: fx.overfit_grid(data, plan))
+        elif stage == "optimizers":
+            record = _cached(stage, plan, ckpt, lambda: fx.compare_optimizers(data, plan))
+        elif stage == "dropout":
+            record = _cached(stage, plan, ckpt, lambda: fx.compare_dropout(data, plan))
+        else:
+            record = fx.search(data, plan, ckpt, settings.progress, log)
+        results[stage] = record
+        log(f"{stage}: done in {time.perf_counter() - t:.0f} s (compute {record['seconds']:.0f} s)")
+    # compute time of every recorded experiment (a resumed run reports the time it was measured in)
+    compute_s = sum(r["seconds"] for r in results.values())
+    record = {
+        "task": "hw2mlp.P1", "profile": settings.profile.name, "plan": fx.plan_dict(plan),
+        "data": data["summary"], "preprocessing": "training mean image subtracted; images flattened to 3072",
+        "split": "validation: stratified 1,000 of the 50,000 training images (seeded), the rest for training; "
+                 "the official 10,000 test images (subsets of each where the plan says so)",
+        "results": results, "compute_seconds": round(compute_s, 1),
+        "this_invocation_seconds": round(time.perf_counter() - tic, 1),
+        "cpu": _cpu_name(), "threads": torch.get_num_threads(), "device": str(settings.device),
+        "torch": torch.__version__, "python": platform.python_version(),
+        "command": command,
+    }
+    write_json_atomic(out, record)
+    if "search" in results:
+        best = results["search"]["best"]
+        log(f"best FullyConnectedNet {best['hidden']}: validation {best['val_acc']:.4f}, "
+            f"test {best['test_acc']:.4f}")
+    log(f"wrote {out}")
+    return record
 
 
-# command-line flags that override a preset field, with their types
-CLI_OPTIONS = {"dropout": float, "reg": float, "update_rule": str, "learning_rate": float, "lr_decay": float,
-               "batch_size": int, "num_epochs": int, "limit_train": int, "seed": int, "checkpoint": str,
-               "device": str}
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return f"{line.split(':', 1)[1].strip()} ({os.cpu_count()} logical CPUs)"
+    except OSError:
+        pass
+    return f"{platform.processor() or platform.machine()} ({os.cpu_count()} logical CPUs)"
 
 
-def parse_args(argv: list[str] | None = None) -> TrainConfig:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", choices=sorted(PRESETS), default="cifar10",
-                        help="picks the preset; the flags below override it")
-    for name, kind in CLI_OPTIONS.items():
-        parser.add_argument("--" + name.replace("_", "-"), type=kind, default=None)
-    parser.add_argument("--hidden-dims", type=int, nargs="+", default=None)
-    parser.add_argument("--no-augment", action="store_true")
-    args = vars(parser.parse_args(argv))
-    config = PRESETS[args.pop("dataset")]
-    if args.pop("no_augment"):
-        config = dataclasses.replace(config, augment=False)
-    if args["hidden_dims"] is not None:
-        args["hidden_dims"] = tuple(args["hidden_dims"])
-    return dataclasses.replace(config, **{k: v for k, v in args.items() if v is not None})
+def _main(argv) -> int:
+    settings, plan, stages, out, ckpt = parse(argv)
+    with torch_threads(settings.threads):
+        run(settings, plan, stages, out, ckpt, log=lambda m: print(m, flush=True),
+            command=" ".join([PROG, *(sys.argv[1:] if argv is None else argv)]))
+    return 0
 
 
-def main(argv: list[str] | None = None) -> dict:
-    config = parse_args(argv)
-    print(config)
-    result = train(config)
-    print(f"{result['summary']}\nbest validation accuracy {result['val_acc']:.4f}, "
-          f"test accuracy {result['test_acc']:.4f} ({result['seconds']:.0f} s on {result['device']})")
-    return result
+def main(argv: list[str] | None = None) -> int:
+    return run_cli(_main, argv, prog=PROG)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from common import NonFiniteLossError, load_dataset
+from common import CheckpointError, NonFiniteLossError, load_dataset
 from hw2_mlp.fc_networks import FullyConnectedNet, TwoLayerNet
 from hw2_mlp.solver import Solver
 
@@ -56,32 +56,78 @@ def test_accepts_common_splits(digits):
     assert len(solver.val_acc_history) == 1
 
 
+class Interrupted(Solver):
+    """A solver whose run is cut (as by Ctrl-C) at its ``stop_at``-th step."""
+
+    stop_at = 0
+
+    def _step(self, X_batch, y_batch):
+        if len(self.loss_history) == self.stop_at:
+            raise KeyboardInterrupt
+        super()._step(X_batch, y_batch)
+
+
 @pytest.mark.parametrize("dropout", [0.0, 0.3])
 def test_resume_from_checkpoint_matches_uninterrupted_run(digits, tmp_path, dropout):
     data = small_data(digits)
-    kwargs = dict(update_rule="adam", optim_config={"learning_rate": 2e-3}, batch_size=40, lr_decay=0.9)
+    kwargs = dict(update_rule="adam", optim_config={"learning_rate": 2e-3}, batch_size=40, lr_decay=0.9,
+                  num_epochs=4)
 
     torch.manual_seed(1)  # dropout masks come from the global RNG, whose state the checkpoint carries
-    straight = Solver(make_net(dropout), data, num_epochs=4, **kwargs).train()
+    straight = Solver(make_net(dropout), data, **kwargs).train()
 
-    path = tmp_path / "run.pt"
     torch.manual_seed(1)
-    Solver(make_net(dropout), data, num_epochs=2, checkpoint_path=str(path), **kwargs).train()
+    cut = Interrupted(make_net(dropout), data, checkpoint_dir=str(tmp_path), **kwargs)
+    cut.stop_at = 2 * len(cut.batches) + 1  # mid-way through epoch 3: epochs 1-2 are checkpointed
+    with pytest.raises(KeyboardInterrupt):
+        cut.train()
     torch.manual_seed(999)  # a different RNG state in the new process must not matter
-    resumed_model = make_net(dropout, seed=5)  # different init: the checkpoint overwrites it
-    resumed = Solver(resumed_model, data, num_epochs=4, checkpoint_path=str(path), **kwargs).train()
+    resumed_model = make_net(dropout)
+    resumed = Solver(resumed_model, data, checkpoint_dir=str(tmp_path), **kwargs)
+    resumed.train()
 
     assert resumed.loss_history == straight.loss_history
     assert resumed.val_acc_history == straight.val_acc_history
     assert all(torch.equal(resumed_model.params[k], straight.model.params[k]) for k in resumed_model.params)
 
 
-def test_checkpoint_of_another_model_is_refused(digits, tmp_path):
-    data = small_data(digits)
+@pytest.mark.parametrize("change", [
+    {"hidden": (32,)}, {"seed": 7}, {"num_epochs": 2}, {"optim_config": {"learning_rate": 0.5}},
+    {"run_settings": {"mask_seed": 3}}, {"n_train": 150},
+])
+def test_checkpoint_of_other_settings_is_refused(digits, tmp_path, change):
+    """An explicit checkpoint_path written with any other setting raises, and is never resumed."""
     path = tmp_path / "run.pt"
-    Solver(make_net(), data, num_epochs=1, checkpoint_path=str(path)).train()
-    with pytest.raises(ValueError, match="checkpoint"):
-        Solver(make_net(hidden=(32,)), data, num_epochs=2, checkpoint_path=str(path)).train()
+    Solver(make_net(), small_data(digits), num_epochs=1, checkpoint_path=str(path)).train()
+    change = dict(change)
+    net = make_net(hidden=change.pop("hidden", (64, 64)), seed=change.pop("seed", 0))
+    data = small_data(digits, n_train=change.pop("n_train", 200))
+    solver = Solver(net, data, checkpoint_path=str(path), **{"num_epochs": 1, **change})
+    with pytest.raises(CheckpointError, match="other settings"):
+        solver.train()
+
+
+def test_checkpoint_dir_keys_files_by_settings(digits, tmp_path):
+    """Under checkpoint_dir, other settings write another file; the same settings resume theirs."""
+    data = small_data(digits)
+    a = Solver(make_net(), data, num_epochs=1, checkpoint_dir=str(tmp_path)).train()
+    b = Solver(make_net(), data, num_epochs=1, checkpoint_dir=str(tmp_path),
+               optim_config={"learning_rate": 0.05}).train()
+    assert a.key != b.key and len(list(tmp_path.glob("solver_*.pt"))) == 2
+    again = Solver(make_net(), data, num_epochs=1, checkpoint_dir=str(tmp_path))
+    again.train()
+    assert again.loss_history == a.loss_history  # resumed at epoch 1: no new step was taken
+    assert again.checkpoint_file == a.checkpoint_file
+
+
+def test_checkpoint_with_code_is_refused(digits, tmp_path):
+    """Checkpoints are read with weights_only=True: a pickle of arbitrary objects is refused in one line."""
+    import pickle
+
+    solver = Solver(make_net(), small_data(digits), num_epochs=1, checkpoint_dir=str(tmp_path))
+    solver.checkpoint_file.write_bytes(pickle.dumps({"epoch": 1, "payload": object.__new__(Solver)}))
+    with pytest.raises(CheckpointError):
+        solver.train()
 
 
 def test_non_finite_loss_is_reported(digits):
