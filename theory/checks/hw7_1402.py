@@ -2,7 +2,8 @@
 
 Small, seeded toys: REINFORCE's gradient against the exact one, a DARTS mixed operation, aging evolution on a
 detector-configuration grid, successive halving, a function-preserving widening (Net2Net), class weights and
-focal loss, F1 vs accuracy, AdaIN and style mixing, and the CycleGAN generator loss.
+focal loss, F1 vs accuracy, AdaIN and style mixing, and the CycleGAN generator loss evaluated with trained
+discriminators.
 """
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import nn
+
+from common import torch_threads
 
 # --------------------------------------------------------------------------------- NAS (Q1)
 
@@ -205,3 +208,52 @@ def cyclegan_generator_loss(real_x, real_y, G, F, D_X, D_Y, lam: float = 10.0, g
         adv = -torch.log(D_Y(fake_y)).mean() - torch.log(D_X(fake_x)).mean()
     cyc = (F(fake_y) - real_x).abs().mean() + (G(fake_x) - real_y).abs().mean()
     return {"adv": adv, "cyc": cyc, "total": adv + lam * cyc}
+
+
+class QuadraticDiscriminator:
+    """D(t) = sigmoid(w . [t1^2, t2^2, t1 t2, t1, t2, 1]) on 2-D points: for two Gaussians the Bayes-optimal
+    discriminator has exactly this form, so a fitted one separates the distributions as well as any can."""
+
+    def __init__(self):
+        self.w = torch.zeros(6, dtype=torch.float64, requires_grad=True)
+
+    @staticmethod
+    def features(t: torch.Tensor) -> torch.Tensor:  # (n, 2) -> (n, 6)
+        return torch.stack([t[:, 0] ** 2, t[:, 1] ** 2, t[:, 0] * t[:, 1], t[:, 0], t[:, 1],
+                            torch.ones(len(t), dtype=t.dtype)], 1)
+
+    def __call__(self, t: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.features(t) @ self.w)
+
+    def fit(self, real: torch.Tensor, fake: torch.Tensor, max_iter: int = 30) -> "QuadraticDiscriminator":
+        """Train as the discriminator step does: binary cross-entropy, real -> 1, fake -> 0 (L-BFGS)."""
+        opt = torch.optim.LBFGS([self.w], max_iter=max_iter, line_search_fn="strong_wolfe")
+        logits_of = lambda: torch.cat([self.features(real), self.features(fake)]) @ self.w  # noqa: E731
+        labels = torch.cat([torch.ones(len(real)), torch.zeros(len(fake))]).to(torch.float64)
+
+        def closure():
+            opt.zero_grad()
+            loss = nn.functional.binary_cross_entropy_with_logits(logits_of(), labels)
+            loss.backward()
+            return loss
+
+        opt.step(closure)
+        return self
+
+
+@torch_threads(1)
+def cyclegan_with_trained_discriminators(G_matrix: torch.Tensor, F_matrix: torch.Tensor, n: int = 1000,
+                                         seed: int = 0) -> dict[str, float]:
+    """Linear generators G(x) = G_matrix x, F(y) = F_matrix y between X ~ N(0, I) and Y = M X', M = [[2, 0], [1, 1]]
+    (unpaired samples). D_Y is trained on real y vs G(x), D_X on real x vs F(y); the generator loss (BCE,
+    non-saturating) is then evaluated on fresh samples with those trained discriminators."""
+    g = torch.Generator().manual_seed(seed)
+    M = torch.tensor([[2.0, 0.0], [1.0, 1.0]], dtype=torch.float64)
+    draw_x = lambda: torch.randn(n, 2, generator=g, dtype=torch.float64)           # noqa: E731
+    draw_y = lambda: torch.randn(n, 2, generator=g, dtype=torch.float64) @ M.T     # noqa: E731
+    G, F = (lambda x: x @ G_matrix.T), (lambda y: y @ F_matrix.T)
+    x, y = draw_x(), draw_y()
+    D_Y, D_X = QuadraticDiscriminator().fit(y, G(x)), QuadraticDiscriminator().fit(x, F(y))
+    with torch.no_grad():
+        loss = cyclegan_generator_loss(draw_x(), draw_y(), G, F, D_X, D_Y, lam=10.0, gan="bce")
+    return {k: float(v) for k, v in loss.items()}
