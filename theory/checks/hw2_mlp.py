@@ -266,15 +266,17 @@ def newton_one_step(n: int = 5, seed: int = 0) -> tuple[float, float]:
     return w1.norm().item(), w0.norm().item()
 
 
-def newton_on_saddle() -> tuple[list[float], list[float]]:
-    """f(x, y) = x^2 - y^2 from (1, 0.1): Newton jumps onto the saddle (0, 0); GD (step 0.1) escapes in y."""
-    H = torch.tensor([[2.0, 0.0], [0.0, -2.0]], dtype=DTYPE)
+def newton_on_saddle(steps: int = 10, lr: float = 0.1) -> tuple[list[float], list[float], float]:
+    """f(x, y) = x^2 - y^2 from (1, 0.1), gradients and Hessian from autograd (no hand-typed H): one Newton step,
+    ``steps`` GD steps, and the gradient norm at Newton's landing point (0 there: a stationary point, the saddle)."""
+    f = lambda w: w[0] ** 2 - w[1] ** 2  # noqa: E731
+    grad = lambda w: torch.autograd.functional.jacobian(f, w)  # noqa: E731
     w0 = torch.tensor([1.0, 0.1], dtype=DTYPE)
-    newton = w0 - torch.linalg.solve(H, H @ w0)
+    newton = w0 - torch.linalg.solve(torch.autograd.functional.hessian(f, w0), grad(w0))
     gd = w0.clone()
-    for _ in range(10):
-        gd = gd - 0.1 * H @ gd
-    return newton.tolist(), gd.tolist()
+    for _ in range(steps):
+        gd = gd - lr * grad(gd)
+    return newton.tolist(), gd.tolist(), grad(newton).norm().item()
 
 
 def hessian_memory_bytes(num_params: int, bytes_per_float: int = 4) -> int:
