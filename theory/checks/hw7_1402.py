@@ -43,6 +43,67 @@ def darts_mixed_op(x: torch.Tensor, alpha: torch.Tensor, ops) -> torch.Tensor:
     return sum(wi * op(x) for wi, op in zip(w, ops))
 
 
+# MetaQNN toy: an architecture is a sequence of at most two layers from {"conv", "pool"}, then "stop"; the reward
+# (a made-up validation accuracy) is paid when the network is finished.
+TOY_ACCURACY = {("conv",): 0.60, ("pool",): 0.55, ("conv", "conv"): 0.70, ("conv", "pool"): 0.80,
+                ("pool", "conv"): 0.65, ("pool", "pool"): 0.50}
+
+
+def _actions(state: tuple[str, ...], max_layers: int = 2) -> list[str]:
+    layers = ["conv", "pool"] if len(state) < max_layers else []
+    return layers + (["stop"] if state else [])
+
+
+def exact_q(accuracy: dict = TOY_ACCURACY) -> dict[tuple, float]:
+    """Q*(s, a) by backward induction (gamma = 1): Q(s, stop) = accuracy(s), Q(s, layer) = max_a' Q(s + layer, a')."""
+    q: dict[tuple, float] = {}
+
+    def value(state):
+        best = -math.inf
+        for a in _actions(state):
+            q[state, a] = accuracy[state] if a == "stop" else value(state + (a,))
+            best = max(best, q[state, a])
+        return best
+
+    value(())
+    return q
+
+
+def metaqnn_q_learning(episodes: int = 2000, alpha: float = 0.1, seed: int = 0,
+                       accuracy: dict = TOY_ACCURACY) -> dict[tuple, float]:
+    """Tabular Q-learning with epsilon-greedy exploration annealed from 1 to 0.1, as in MetaQNN (no replay):
+    Q(s, a) <- (1 - alpha) Q(s, a) + alpha [r + max_a' Q(s', a')], r = accuracy when the action is "stop"."""
+    rng = np.random.default_rng(seed)
+    q = {key: 0.5 for key in exact_q(accuracy)}               # optimistic-ish start, as MetaQNN's 0.5
+    for episode in range(episodes):
+        epsilon = max(0.1, 1.0 - episode / (0.7 * episodes))
+        state = ()
+        while True:
+            actions = _actions(state)
+            if rng.random() < epsilon:
+                a = actions[rng.integers(len(actions))]
+            else:
+                a = max(actions, key=lambda b: q[state, b])
+            if a == "stop":
+                target = accuracy[state]
+            else:
+                nxt = state + (a,)
+                target = max(q[nxt, b] for b in _actions(nxt))
+            q[state, a] = (1 - alpha) * q[state, a] + alpha * target
+            if a == "stop":
+                break
+            state = state + (a,)
+    return q
+
+
+def greedy_architecture(q: dict[tuple, float]) -> tuple[str, ...]:
+    """Follow argmax_a Q(s, a) from the empty network until "stop"."""
+    state: tuple[str, ...] = ()
+    while (a := max(_actions(state), key=lambda b: q[state, b])) != "stop":
+        state += (a,)
+    return state
+
+
 DETECTOR_SIZES = tuple(range(320, 641, 32))   # input resolution choices (11)
 DETECTOR_LAYERS = tuple(range(2, 13))          # number of extra conv layers (11)
 
