@@ -3,7 +3,9 @@
 The whole split sits on the device as one tensor; an epoch is one ``randperm`` and a slice per batch, so
 there is no per-sample Python, no worker processes and no host-to-device copy inside the loop. On 2 CPU
 cores this is an order of magnitude faster than ``DataLoader`` over a ``Dataset`` (see
-``benchmarks/bench_batches.py``). Augmentations are functions of a whole batch tensor.
+``benchmarks/bench_batches.py``). Augmentations are functions of a whole batch tensor. Images may be kept as
+uint8 (a quarter of the memory: CIFAR-10's 49,000 training images are 150 MB instead of 600 MB); each batch is
+then augmented as bytes and scaled to float32 in [0, 1] before normalisation.
 """
 from __future__ import annotations
 
@@ -23,7 +25,9 @@ class TensorBatches:
         shuffle: a fresh permutation every epoch, drawn from this iterator's own seeded generator, so
             the order is reproducible and is saved/restored with :meth:`state_dict` (exact resume).
         transform: ``f(X_batch, generator) -> X_batch`` applied on the device (augmentation).
-        normalize: ``(mean, std)`` per channel, applied after ``transform``.
+        normalize: ``(mean, std)`` per channel on the [0, 1] scale, applied after ``transform``.
+
+    uint8 ``X`` is yielded as float32 ``X / 255`` (after ``transform``, before ``normalize``).
     """
 
     def __init__(self, X: torch.Tensor, y: torch.Tensor, batch_size: int, *, shuffle: bool = True,
@@ -40,9 +44,11 @@ class TensorBatches:
         self.transform = transform
         self.generator = torch.Generator().manual_seed(seed)  # CPU generator: same stream on any device
         self.normalize = None
+        self.scale_bytes = X.dtype == torch.uint8
         if normalize is not None:
             shape = (1, -1) + (1,) * (X.dim() - 2)
-            self.normalize = tuple(torch.as_tensor(t, dtype=X.dtype, device=device).reshape(shape)
+            dtype = torch.float32 if self.scale_bytes else X.dtype
+            self.normalize = tuple(torch.as_tensor(t, dtype=dtype, device=device).reshape(shape)
                                    for t in normalize)
 
     @property
@@ -62,6 +68,8 @@ class TensorBatches:
             xb = self.X[idx]
             if self.transform is not None:
                 xb = self.transform(xb, self.generator)
+            if self.scale_bytes:
+                xb = xb.float().div_(255.0)
             if self.normalize is not None:
                 xb = (xb - self.normalize[0]) / self.normalize[1]
             yield xb, self.y[idx]
@@ -73,10 +81,26 @@ class TensorBatches:
         self.generator.set_state(state["generator"])
 
 
-def channel_stats(X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-channel mean and std of (N, C, ...) data, for ``normalize=`` (compute them on train only)."""
+def channel_stats(X: torch.Tensor, chunk: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and (sample) std of (N, C, ...) data, for ``normalize=`` (compute them on train only).
+
+    uint8 data gives the statistics of ``X / 255``. Sums run in float64 over chunks of ``chunk`` samples, so
+    a uint8 split is never copied whole to float. Returns two (C,) float32 tensors.
+    """
     dims = [0] + list(range(2, X.dim()))
-    return X.mean(dim=dims), X.std(dim=dims).clamp_min(1e-8)
+    total = torch.zeros(X.shape[1], dtype=torch.float64, device=X.device)
+    squares = torch.zeros_like(total)
+    for start in range(0, len(X), chunk):
+        part = X[start:start + chunk].double()
+        if X.dtype == torch.uint8:
+            part = part / 255.0
+        total += part.sum(dim=dims)
+        squares += part.square().sum(dim=dims)
+    count = X.numel() // X.shape[1]
+    mean = total / count
+    var = (squares - count * mean.square()) / max(count - 1, 1)
+    dtype = torch.float32 if X.dtype == torch.uint8 else X.dtype
+    return mean.to(dtype), var.clamp_min(0).sqrt().clamp_min(1e-8).to(dtype)
 
 
 def random_crop_flip(padding: int = 4, flip: bool = True) -> Transform:

@@ -53,3 +53,18 @@ def test_random_crop_flip_is_a_shifted_copy():
         found = any(torch.equal(out[i], cand[:, dy:dy + 8, dx:dx + 8])
                     for cand in (padded[i], padded[i].flip(-1)) for dy in range(5) for dx in range(5))
         assert found
+
+
+def test_uint8_images_are_scaled_per_batch_like_float_ones():
+    g = torch.Generator().manual_seed(0)
+    X8 = torch.randint(0, 256, (64, 3, 8, 8), dtype=torch.uint8, generator=g)
+    Xf = X8.float() / 255
+    stats8, statsf = channel_stats(X8), channel_stats(Xf)
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(stats8, statsf))
+    assert stats8[0].dtype == torch.float32
+    flip = random_crop_flip(padding=2)
+    a = TensorBatches(X8, torch.arange(64), 16, seed=3, transform=flip, normalize=stats8)
+    b = TensorBatches(Xf, torch.arange(64), 16, seed=3, transform=flip, normalize=statsf)
+    for (xa, ya), (xb, yb) in zip(a, b):
+        assert xa.dtype == torch.float32 and torch.equal(ya, yb)
+        assert torch.allclose(xa, xb, atol=1e-5)
