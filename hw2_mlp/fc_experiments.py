@@ -264,10 +264,14 @@ def _fit_config(config: dict, data: dict, plan: Plan, epochs: int, checkpoint_di
     return model, s
 
 
-def search(data: dict, plan: Plan, checkpoint_dir=None, progress=None, log=print) -> dict:
+def search(data: dict, plan: Plan, checkpoint_dir=None, progress=None, log=print,
+           only_finalist: int | None = None) -> dict | None:
     """Random search on ``search_n`` training images for ``search_epochs``; the ``finalists`` best (by
     validation accuracy) retrained on all training images for ``final_epochs``; the best finalist (by
-    validation accuracy) is scored on the test split, once."""
+    validation accuracy) is scored on the test split, once.
+
+    ``only_finalist=k`` (1-based) trains only the k-th finalist into ``checkpoint_dir`` and returns None, so
+    finalists can train in parallel processes; a later full call then finds every checkpoint."""
     sub = subset(data, plan.search_n, plan.seed)
     log_rows = []
     for config in sample_configs(plan):
@@ -277,13 +281,17 @@ def search(data: dict, plan: Plan, checkpoint_dir=None, progress=None, log=print
     ranked = sorted(log_rows, key=lambda r: -r["best_val_acc"])
     finals, best, best_model = [], None, None
     full = subset(data, None)
-    for row in ranked[:plan.finalists]:
+    for k, row in enumerate(ranked[:plan.finalists], start=1):
+        if only_finalist is not None and k != only_finalist:
+            continue
         config = {k: row[k] for k in ("id", "hidden", "learning_rate", "reg", "dropout")}
         model, s = _fit_config(config, full, plan, plan.final_epochs, checkpoint_dir, "final", progress)
         finals.append({**config, **_record(s, loss_every=10)})
         log(f"final {config['id']}: best val {s.best_val_acc:.4f}")
         if best is None or s.best_val_acc > best["best_val_acc"]:
             best, best_model = finals[-1], model  # the model holds its best-validation weights
+    if only_finalist is not None:
+        return None
     with torch.no_grad():  # the test split, once, for the model chosen on validation
         pred = best_model.predict(data["X_test"])
         test_acc = float((pred == data["y_test"]).double().mean())

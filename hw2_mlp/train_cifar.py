@@ -61,6 +61,9 @@ def build_parser() -> Parser:
                                                              f"(default adam)")
     for flag, (field, kind, _) in OVERRIDES.items():
         parser.add_argument(flag, type=kind, default=None, help=f"overrides the profile's {field}")
+    parser.add_argument("--only-finalist", type=int, default=None,
+                        help="train only the k-th finalist's checkpoint (1-based) and write no record, so "
+                             "finalists can train in parallel processes; rerun without it to assemble")
     return parser
 
 
@@ -75,7 +78,8 @@ def check_cifar(root: Path | None) -> None:
 
 
 def parse(argv):
-    """Validate every flag before any work; return (settings, plan, stages, out, checkpoint_dir)."""
+    """Validate every flag before any work; return (settings, plan, stages, out, checkpoint_dir,
+    only_finalist)."""
     args = build_parser().parse_args(argv)
     settings = standard_settings(args)
     plan = fx.PLANS[settings.profile.name]
@@ -97,10 +101,17 @@ def parse(argv):
         raise UsageError(f"--stages is empty; give some of {','.join(fx.STAGES)}.")
     for stage in stages:
         check_choice("--stages", stage, fx.STAGES)
+    if args.only_finalist is not None:
+        check_positive("--only-finalist", args.only_finalist)
+        if args.only_finalist > plan.finalists:
+            raise UsageError(f"--only-finalist {args.only_finalist} exceeds --finalists {plan.finalists}.")
+        if "search" not in stages:
+            raise UsageError("--only-finalist needs the search stage in --stages.")
+        stages = ("search",)
     check_cifar(settings.data_root)
     out = check_writable(args.out or RESULTS / f"fc_cifar10_{settings.profile.name}.json", "--out")
     ckpt = check_writable(args.checkpoint_dir or cache_dir("hw2_mlp", "fc"), "--checkpoint-dir")
-    return settings, plan, stages, out, ckpt
+    return settings, plan, stages, out, ckpt, args.only_finalist
 
 
 def _cached(stage: str, plan: fx.Plan, ckpt: Path, compute) -> dict:
@@ -188,8 +199,13 @@ def _cpu_name() -> str:
 
 
 def _main(argv) -> int:
-    settings, plan, stages, out, ckpt = parse(argv)
+    settings, plan, stages, out, ckpt, only_finalist = parse(argv)
     with torch_threads(settings.threads):
+        if only_finalist is not None:
+            data = fx.load_cifar(settings.data_root, plan, settings.device)
+            fx.search(data, plan, ckpt, settings.progress, lambda m: print(m, flush=True), only_finalist)
+            print(f"finalist {only_finalist} trained; rerun without --only-finalist to write the record")
+            return 0
         run(settings, plan, stages, out, ckpt, log=lambda m: print(m, flush=True),
             command=" ".join([PROG, *(sys.argv[1:] if argv is None else argv)]))
     return 0

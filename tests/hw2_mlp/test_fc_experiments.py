@@ -107,6 +107,17 @@ def test_search_resumes_from_its_checkpoints(digits, tmp_path):
     assert again["best"] == first["best"] and again["log"] == first["log"]
 
 
+def test_finalists_trained_apart_are_reused(digits, tmp_path):
+    """only_finalist trains one finalist's checkpoint (parallel processes); the full call reuses it."""
+    assert fx.search(digits, TINY, tmp_path, log=lambda m: None, only_finalist=2) is None
+    finals = sorted(p.name for p in tmp_path.glob("final_*.pt"))
+    assert len(finals) == 1
+    record = fx.search(digits, TINY, tmp_path, log=lambda m: None)
+    assert len(list(tmp_path.glob("final_*.pt"))) == TINY.finalists
+    assert finals[0] in {p.name for p in tmp_path.glob("final_*.pt")}
+    assert record["finals"][1]["seconds"] > 0  # its training time is carried by the checkpoint
+
+
 def test_stage_cache_is_keyed_by_the_stage_settings(tmp_path):
     calls = []
 

@@ -37,6 +37,8 @@ BAD_ARGV = [
     (["--device", "tpu"], "tpu"),
     (["--epochs", "two"], "--epochs"),
     (["--no-such-flag"], "--no-such-flag"),
+    (["--only-finalist", "0"], "--only-finalist"),
+    (["--only-finalist", "5"], "--only-finalist"),
 ]
 
 
