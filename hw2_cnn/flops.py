@@ -17,9 +17,7 @@ import torch
 import torch.nn as nn
 from torch.utils.flop_counter import FlopCounterMode
 
-
-def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
-    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+from common import count_parameters  # re-exported: the notebooks and tests import it from here
 
 
 @torch.no_grad()
