@@ -13,7 +13,9 @@ import warnings
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from common import markdown_table, write_json_atomic, write_text_atomic
+from dataclasses import dataclass
+
+from common import CheckpointError, markdown_table, read_json, write_json_atomic, write_text_atomic
 from common.plots import plt, save_figure
 
 from .records import MethodResult, TrialRecord, best_so_far_table
@@ -175,3 +177,30 @@ def write_outputs(out_dir: Path, results: Sequence[MethodResult], *, title: str,
     text = summary_markdown(results, title=title, facts=facts, baseline=baseline, plots=names)
     write_text_atomic(out_dir / "summary.md", text)
     return text
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """A finished run read back from its folder (``results.json`` as written by :func:`write_outputs`)."""
+
+    folder: Path
+    run: dict  # the run's public config (flags)
+    facts: list
+    baseline: TrialRecord | None
+    results: dict  # method -> MethodResult, in the run's order
+    plots: list
+
+
+def load_run(folder: str | Path) -> RunRecord:
+    """Read a run's ``results.json`` (e.g. a committed record under ``hw7_hpo/results/``); a damaged file is a
+    one-line :class:`~common.CheckpointError`."""
+    folder = Path(folder)
+    data = read_json(folder / "results.json", "run results")
+    try:
+        results = {m: MethodResult.from_dict(r) for m, r in data["methods"].items()}
+        baseline = TrialRecord.from_dict(data["baseline"]) if data.get("baseline") else None
+        return RunRecord(folder, dict(data["run"]), list(data["facts"]), baseline, results,
+                         list(data.get("plots", [])))
+    except (KeyError, TypeError, ValueError):
+        raise CheckpointError(f"{folder / 'results.json'} is not the results of a hw7_hpo run; regenerate it "
+                              f"with python -m hw7_hpo.run.") from None
