@@ -4,8 +4,8 @@ import re
 
 import pytest
 
-from hw5_clip_peft.llm.word_problems import (TEMPLATES, extract_answer, extract_numbers, generate_problems,
-                                         majority_vote, normalize_digits)
+from hw5_clip_peft.llm.word_problems import (LEVELS, TEMPLATES, extract_answer, extract_numbers,
+                                             generate_problems, majority_vote, normalize_digits)
 
 _OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv}
 
@@ -37,6 +37,32 @@ def test_answers_recomputed_from_the_question_text(persian):
         assert has_persian == persian and (not re.search("[0-9]", p.question)) == persian
 
 
+def test_the_level_is_the_number_of_operations():
+    assert set(LEVELS) == {t.level for t in TEMPLATES} == {1, 2, 3}
+    for t in TEMPLATES:
+        assert len(re.findall(r"[-+*/]", t.formula)) == t.level, t.formula
+    single = {t.formula for t in TEMPLATES if t.level == 1}
+    assert single == {"a+b", "a-b", "a*b", "a/b"}  # every single multiplication/division is level 1
+
+
+@pytest.mark.parametrize("persian", [True, False])
+def test_worked_steps_are_right(persian):
+    """Each step of a worked solution ("X می‌شود Y") is the running result, recomputed here."""
+    for p in generate_problems(120, seed=5, persian_digits=persian):
+        steps = [float(n) for n in re.findall(r"می‌شود (\S+?)[،.]", normalize_digits(p.solution))]
+        assert len(steps) == p.level and steps[-1] == p.answer, p.solution
+        numbers = extract_numbers(p.question)
+        letters = sorted(set(re.findall(r"[a-d]", p.formula)))
+        assert steps[0] == _eval_first_op(p.formula, dict(zip(letters, numbers)))
+
+
+def _eval_first_op(formula: str, values: dict) -> float:
+    """The first operation the formula performs (a*b in "(a*b+c)/d", a+b in "a+b-c")."""
+    ops = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv}
+    match = re.search(r"([a-d])([-+*/])([a-d])", formula)
+    return ops[match.group(2)](values[match.group(1)], values[match.group(3)])
+
+
 def test_every_template_is_used_and_seeded():
     problems = generate_problems(300, seed=0)
     assert {p.formula for p in problems} == {t.formula for t in TEMPLATES}
@@ -66,10 +92,3 @@ def test_majority_vote_with_ties_and_missing():
     assert majority_vote([None, 7, 7, 2]) == (7, 2)
     assert majority_vote([None, None]) == (None, 0)
     assert majority_vote([]) == (None, 0)
-
-
-def test_sentiment_label_reading():
-    from hw5_clip_peft.llm.soft_prompt import _sentiment_sign
-
-    assert [_sentiment_sign(v) for v in (-2, -1, 0, 1, 2)] == [-1, -1, None, 1, 1]
-    assert [_sentiment_sign(v) for v in ("positive", "Very Negative", "منفی", "neutral", "1")] == [1, -1, -1, None, 1]
