@@ -1,5 +1,8 @@
 """hw5.P4: a Persian GPT-2 prompt-tuned for sentiment (PEFT), and reasoning methods on Persian word problems.
 
-``llm_models`` (load or build the offline twin) -> ``soft_prompt`` (prompt tuning) and ``word_problems`` ->
-``reasoning`` (direct, chain-of-thought, few-shot, self-consistency).
+Run it with ``python -m hw5_clip_peft.llm.run`` (see :mod:`.run`) or the notebook ``LLM.ipynb``, which calls
+the same command. Layers: ``run`` (CLI) -> ``experiment`` (the stages, resumable) -> ``soft_prompt`` +
+``reviews`` and ``reasoning`` + ``word_problems`` -> ``llm_models`` (where models come from) and ``twins``
+(random-weight twins of the real configs, for the quick profile and the tests); ``report`` turns a run's
+results into tables, plots and analysis text.
 """

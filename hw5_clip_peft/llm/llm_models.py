@@ -1,132 +1,131 @@
-"""Causal language models for the Persian LLM homework (hw5.P4): real checkpoints and tiny offline twins.
+"""The two causal language models of hw5.P4: where they come from, and loading them with one-line errors.
 
-Real path (``full`` profile, online or with a local copy): any Hugging Face causal-LM id or folder.
 Defaults, chosen for a free Colab GPU or a laptop:
 
-- soft prompting: ``HooshvareLab/gpt2-fa`` — a GPT-2 (~118 M parameters) pretrained on Persian text only, so
-  its vocabulary segments Persian well and a few virtual tokens are a meaningful fraction of its capacity;
-- reasoning: ``Qwen/Qwen2.5-1.5B-Instruct`` — a small multilingual instruction-tuned model with a chat
+- soft prompting: ``HooshvareLab/gpt2-fa``, a GPT-2 (12 layers x 768, vocabulary 42,001) pretrained on
+  Persian text only, so its vocabulary segments Persian well and a few virtual tokens are a meaningful
+  fraction of its capacity;
+- reasoning: ``Qwen/Qwen2.5-1.5B-Instruct``, a small multilingual instruction-tuned model with a chat
   template; large enough to follow "think step by step", small enough to sample k chains per problem.
 
-Offline path (``quick`` profile, tests): the same architectures (GPT-2 and Qwen2) built from a config with
-random weights, and a real byte-level BPE tokenizer trained by the ``tokenizers`` library on
-``data/persian_corpus.txt``. Its outputs are pipeline checks, never results.
+A model is given as a hub id or a local folder (``--sentiment-model`` / ``--reasoning-model``) and found by
+:func:`common.pretrained.resolve_pretrained`: a local folder, else the Hugging Face cache, else the hub only
+with ``DLHW_DOWNLOAD=1``; otherwise :class:`~common.errors.ModelNotFoundError` names the fix. A local folder
+is checked (config of a causal LM, weights, tokenizer) before any work starts. The offline twins used by the
+quick profile and the tests live in :mod:`.twins`.
 """
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
+import contextlib
+import re
 from pathlib import Path
 
-import torch
+from common.errors import CheckpointError, ModelNotFoundError
+from common.pretrained import downloads_allowed, how_to_supply, resolve_pretrained
 
-DATA_DIR = Path(__file__).resolve().parent / "data"
-SOFT_PROMPT_MODEL = "HooshvareLab/gpt2-fa"
+SENTIMENT_MODEL = "HooshvareLab/gpt2-fa"
 REASONING_MODEL = "Qwen/Qwen2.5-1.5B-Instruct"
-# a minimal ChatML template (the format Qwen2 uses) for the tiny tokenizer
-CHAT_TEMPLATE = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
-                 "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+WEIGHT_PATTERNS = ("*.safetensors", "pytorch_model*.bin", "*.safetensors.index.json")
+TOKENIZER_FILES = ("tokenizer.json", "vocab.json", "tokenizer.model")
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 
 
-class ModelUnavailableError(OSError):
-    """A model or tokenizer could not be loaded (offline without a local copy, wrong path...)."""
+def looks_like_hub_id(value: str) -> bool:
+    """``org/name`` that is not an existing path (``./org/name`` or an absolute path is always a path)."""
+    return bool(_HUB_ID.fullmatch(value)) and not Path(value).expanduser().exists()
 
 
-@dataclass(frozen=True)
-class TinyLMConfig:
-    """The offline twin's size: small enough to train a soft prompt for a few steps in seconds on CPU."""
+def resolve_model(value: str | None, default_hub_id: str, *, flag: str, what: str) -> str:
+    """A loadable source for a causal LM: an existing, complete local folder, or a hub id that is cached
+    (or downloadable with ``DLHW_DOWNLOAD=1``). Raises :class:`ModelNotFoundError` naming ``flag``.
+    Loads no weights."""
+    value = value or default_hub_id
+    if looks_like_hub_id(value):
+        return resolve_pretrained(value, what=what, flag=flag)
+    path = resolve_pretrained(default_hub_id, local=value, what=what, flag=flag)
+    check_model_folder(Path(path), what=what, flag=flag, hub_id=default_hub_id)
+    return path
 
-    arch: str = "gpt2"  # "gpt2" (like gpt2-fa) or "qwen2" (like Qwen2.5-Instruct)
-    hidden_size: int = 64
-    num_layers: int = 2
-    num_heads: int = 4
-    vocab_size: int = 1200
-    max_positions: int = 512
-    seed: int = 0
+
+def check_model_folder(path: Path, *, what: str, flag: str, hub_id: str) -> None:
+    """The folder holds the config of a causal LM, its weights and a tokenizer; else one-line error."""
+    fix = how_to_supply(what, hub_id, flag)
+    if not path.is_dir():
+        raise ModelNotFoundError(f"{what}: {flag} {path} is a file, not a model folder; {fix}.")
+    config_file = path / "config.json"
+    if not config_file.is_file():
+        raise ModelNotFoundError(f"{what}: {flag} {path} has no config.json, so it is not a model folder "
+                                 f"saved with save_pretrained; {fix}.")
+    from transformers import AutoConfig
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
+    try:
+        config = AutoConfig.from_pretrained(path)
+    except (OSError, ValueError, KeyError) as err:
+        raise CheckpointError(f"{what}: {config_file} cannot be read ({type(err).__name__}: "
+                              f"{' '.join(str(err).split())[:120]}); replace the folder.") from None
+    if config.model_type not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
+        raise ModelNotFoundError(f"{what}: {flag} {path} holds a {config.model_type!r} model, not a causal "
+                                 f"language model; pass a GPT-2/Qwen2-style folder (default {hub_id}).")
+    if not any(any(path.glob(pattern)) for pattern in WEIGHT_PATTERNS):
+        raise ModelNotFoundError(f"{what}: {flag} {path} has a config but no weights (*.safetensors or "
+                                 f"pytorch_model.bin); {fix}.")
+    if not any((path / name).is_file() for name in TOKENIZER_FILES):
+        raise ModelNotFoundError(f"{what}: {flag} {path} has no tokenizer ({', '.join(TOKENIZER_FILES)}); "
+                                 f"save it there with tokenizer.save_pretrained, or {fix}.")
 
 
-def load_causal_lm(name_or_path: str, *, dtype: torch.dtype | None = None, device: torch.device | str | None = None):
-    """``(model, tokenizer)`` from a hub id or local folder, with a clear error when it cannot be had.
+def load_causal_lm(source: str, *, dtype="auto", device=None, what: str = "model", progress: bool = False):
+    """``(model, tokenizer)`` from a source returned by :func:`resolve_model`, in eval mode.
 
-    The tokenizer gets a pad token (EOS when it has none) and left padding, as batched generation needs.
+    ``dtype="auto"`` keeps the checkpoint's own precision (float32 for gpt2-fa, bfloat16 for Qwen2.5). The
+    tokenizer gets a pad token (EOS when it has none, as gpt2-fa) and left padding, as batched generation
+    needs. Cached hub copies are read with ``local_files_only`` unless downloads are on, so an offline
+    machine never waits for the hub client's retries.
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    local = Path(name_or_path).expanduser()
-    offline = os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("TRANSFORMERS_OFFLINE") == "1"
-    if local.exists():
-        name_or_path = str(local)
-    elif name_or_path.startswith((".", "/", "~")):
-        raise ModelUnavailableError(f"model folder {local} does not exist; pass an existing folder or a hub id.")
+    local_only = not downloads_allowed()
     try:
-        tokenizer = AutoTokenizer.from_pretrained(name_or_path)
-        model = AutoModelForCausalLM.from_pretrained(name_or_path, dtype=dtype or "auto")
-    except (OSError, ValueError) as err:
-        how = ("you are offline (HF_HUB_OFFLINE=1 or no network): download it once on a connected machine with "
-               f"`huggingface-cli download {name_or_path} --local-dir <folder>` and pass that folder"
-               if offline or not local.exists() else "check the folder holds config.json and the weights")
-        raise ModelUnavailableError(f"cannot load causal LM {name_or_path!r}: {how}. "
-                                    f"For an offline pipeline check use the quick profile (tiny model). "
-                                    f"[{type(err).__name__}: {str(err).splitlines()[0][:200]}]") from err
-    _prepare_tokenizer(tokenizer)
+        with progress_bars(progress):
+            tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local_only)
+            model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, local_files_only=local_only)
+    except OSError as err:
+        raise ModelNotFoundError(f"{what} {source} cannot be loaded ({' '.join(str(err).split())[:160]}); "
+                                 f"pass a complete local folder, or set DLHW_DOWNLOAD=1 on a machine with "
+                                 f"internet.") from None
+    prepare_tokenizer(tokenizer)
+    if getattr(model, "loss_type", None) is None:
+        # GPT2LMHeadModel's class name does not say "ForCausalLM", so transformers warns on every loss
+        model.loss_type = "ForCausalLM"
     if device is not None:
         model.to(device)
+    model.eval()
     return model, tokenizer
 
 
-def _prepare_tokenizer(tokenizer) -> None:
+@contextlib.contextmanager
+def progress_bars(enabled: bool):
+    """Show or hide the transformers/hub progress bars ("Loading weights") for a block, then restore: in a
+    notebook or a log they are frozen lines."""
+    import huggingface_hub.utils as hub_utils
+    from transformers.utils import logging as hf_logging
+
+    before = hf_logging.is_progress_bar_enabled()
+    hub_before = not hub_utils.are_progress_bars_disabled()
+    (hf_logging.enable_progress_bar if enabled else hf_logging.disable_progress_bar)()
+    (hub_utils.enable_progress_bars if enabled else hub_utils.disable_progress_bars)()
+    try:
+        yield
+    finally:
+        (hf_logging.enable_progress_bar if before else hf_logging.disable_progress_bar)()
+        (hub_utils.enable_progress_bars if hub_before else hub_utils.disable_progress_bars)()
+
+
+def prepare_tokenizer(tokenizer) -> None:
+    """Pad with EOS when the tokenizer has no pad token; pad on the left (generation continues on the
+    right)."""
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "left"
 
-
-def train_tiny_tokenizer(vocab_size: int = 1200, corpus: Path | None = None, save_dir: Path | None = None):
-    """A byte-level BPE tokenizer trained on the committed Persian corpus (and the review texts).
-
-    Saved to ``save_dir`` when given, so PEFT's text initialisation can load it by path.
-    """
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    files = [str(corpus or DATA_DIR / "persian_corpus.txt"), str(DATA_DIR / "persian_reviews.tsv")]
-    special = ["<|endoftext|>", "<|pad|>", "<|im_start|>", "<|im_end|>"]
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=special, min_frequency=1,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
-    tok.train(files, trainer)
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|endoftext|>", pad_token="<|pad|>",
-                                        bos_token="<|endoftext|>", additional_special_tokens=special[2:])
-    tokenizer.chat_template = CHAT_TEMPLATE
-    _prepare_tokenizer(tokenizer)
-    if save_dir is not None:
-        tokenizer.save_pretrained(save_dir)
-    return tokenizer
-
-
-def build_tiny_lm(tokenizer, config: TinyLMConfig = TinyLMConfig()):
-    """A randomly initialised causal LM of the real model's architecture, sized by ``config``."""
-    from transformers import AutoModelForCausalLM, GPT2Config, Qwen2Config
-
-    torch.manual_seed(config.seed)
-    common = dict(vocab_size=len(tokenizer), bos_token_id=tokenizer.bos_token_id,
-                  eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
-    if config.arch == "gpt2":
-        cfg = GPT2Config(n_embd=config.hidden_size, n_layer=config.num_layers, n_head=config.num_heads,
-                         n_positions=config.max_positions, **common)
-    elif config.arch == "qwen2":
-        cfg = Qwen2Config(hidden_size=config.hidden_size, intermediate_size=4 * config.hidden_size,
-                          num_hidden_layers=config.num_layers, num_attention_heads=config.num_heads,
-                          num_key_value_heads=config.num_heads, max_position_embeddings=config.max_positions,
-                          tie_word_embeddings=True, **common)
-    else:
-        raise ValueError(f"unknown tiny architecture {config.arch!r}; use 'gpt2' or 'qwen2'.")
-    return AutoModelForCausalLM.from_config(cfg)
-
-
-def tiny_lm(arch: str = "gpt2", save_dir: Path | None = None, **overrides):
-    """``(model, tokenizer)``: the offline twin (real tokenizer trained here, random-weight model)."""
-    config = TinyLMConfig(arch=arch, **overrides)
-    tokenizer = train_tiny_tokenizer(config.vocab_size, save_dir=save_dir)
-    return build_tiny_lm(tokenizer, config), tokenizer
