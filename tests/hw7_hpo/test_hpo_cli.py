@@ -178,3 +178,178 @@ def test_help_exits_cleanly(capsys):
         main(["--help"])
     assert exc.value.code == 0
     assert "--budget-epochs" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------- records and outputs that cannot be used
+def _finished_random_run(out: Path, capsys) -> list[str]:
+    assert main(["--out", str(out), "--methods", "random,optuna", "--budget-epochs", "4", *TINY]) == 0
+    capsys.readouterr()
+    return sorted(str(p.relative_to(out)) for p in out.rglob("*"))
+
+
+def _snapshot(folder: Path) -> dict:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()
+            and not p.name.startswith("optuna.db")}
+
+
+@pytest.mark.parametrize("budget", ["2", "8"])
+def test_other_budget_on_a_finished_folder_is_refused_naming_out(budget, tmp_path, capsys):
+    """Shrinking or growing the budget would mix two experiments in one folder (a grid sized for one budget,
+    Optuna caps and a GA cut for another): the job refuses and names --out; the folder is left as it was."""
+    out = tmp_path / "run"
+    _finished_random_run(out, capsys)
+    before = _snapshot(out)
+    line = _assert_refused(["--out", str(out), "--methods", "random,optuna", "--budget-epochs", budget, *TINY],
+                           capsys, "--out", "budget_epochs 4", f"now {budget}")
+    assert _snapshot(out) == before, line
+
+
+@pytest.mark.parametrize("damage, needles", [
+    ("run.json", ["run record", "run.json", "not valid JSON"]),
+    ("trials/random.jsonl", ["trial log", "random.jsonl", "line 1"]),
+    ("optuna.db", ["optuna.db", "SQLite", "delete it"]),
+    ("baseline.json", ["baseline record", "baseline.json"]),
+])
+def test_corrupt_record_in_the_folder_is_one_line_exit_2(damage, needles, tmp_path, capsys):
+    out = tmp_path / "run"
+    _finished_random_run(out, capsys)
+    target = out / damage
+    if damage == "optuna.db":
+        for extra in out.glob("optuna.db-*"):  # the WAL files would let SQLite repair the page
+            extra.unlink()
+        target.write_bytes(target.read_bytes()[: target.stat().st_size // 3])  # truncated
+    else:
+        target.write_text("garbage {\n" if damage.endswith(".jsonl") else "{not json", encoding="utf-8")
+    before = _snapshot(out)
+    _assert_refused(["--out", str(out), "--methods", "random,optuna", "--budget-epochs", "4", *TINY], capsys,
+                    *needles)
+    assert _snapshot(out) == before
+
+
+def test_unwritable_out_or_storage_is_one_line_exit_2_and_leaves_nothing(tmp_path, capsys):
+    """Tests run as root, for whom permission bits block nothing: a path *under a regular file* is the
+    unwritable location every user gets."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    _assert_refused(["--out", str(blocker / "run"), *TINY], capsys, "--out", "is a file")
+    out = tmp_path / "run"
+    for storage in (f"sqlite:///{blocker}/x.db", f"journal:///{blocker}/x.log"):
+        _assert_refused(["--out", str(out), "--storage", storage, *TINY], capsys, "--storage")
+        assert not out.exists()  # neither run.json nor baseline.json
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]
+
+
+def test_unusable_device_is_one_line_exit_2(tmp_path, capsys):
+    _assert_refused(["--out", str(tmp_path / "never"), "--device", "tpu", *TINY], capsys, "tpu", "cpu")
+    assert not (tmp_path / "never").exists()
+
+
+def test_password_in_a_query_parameter_is_masked_in_the_error(tmp_path, capsys):
+    line = _assert_refused(["--out", str(tmp_path / "never"), "--storage",
+                            "postgresql://hpo@127.0.0.1:1/none?password=Hunter2Query", *TINY], capsys, "--storage")
+    assert "Hunter2Query" not in line and "password=***" in line
+    line = _assert_refused(["--out", str(tmp_path / "never"), "--storage",
+                            "redis://hpo:Hunter2Info@localhost/0", *TINY], capsys, "unknown scheme")
+    assert "Hunter2Info" not in line and "hpo:***@" in line
+
+
+# ----------------------------------------------------------------------------------- Ctrl-C and killed workers
+def _start(cmd: list[str]) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)  # its own process group, like a job in a terminal
+
+
+def _wait_for_trials(proc: subprocess.Popen, db: Path, study: str, count: int, timeout: float = 240) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline and proc.poll() is None:
+        if _count_finished_readonly(db, study) >= count:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"no {count} finished trials before the deadline: {proc.communicate()[1][-2000:]}")
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(x) for x in text.split()]
+
+
+def _gone(pids: list[int], timeout: float = 20) -> bool:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        alive = []
+        for pid in pids:
+            try:
+                stat = Path(f"/proc/{pid}/stat").read_text()
+                if stat.rsplit(")", 1)[1].split()[0] != "Z":
+                    alive.append(pid)
+            except OSError:
+                pass
+        if not alive:
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def _workers_cmd(out: Path, workers: int, budget: int = 40) -> list[str]:
+    return [sys.executable, "-m", "hw7_hpo.run", "--out", str(out), "--methods", "optuna", "--budget-epochs",
+            str(budget), "--workers", str(workers), *TINY]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("workers", [1, 2])
+def test_ctrl_c_during_optuna_trials_is_one_line_exit_130_and_resumable(workers, tmp_path):
+    out = tmp_path / "run"
+    cmd = _workers_cmd(out, workers)
+    proc = _start(cmd)
+    _wait_for_trials(proc, out / "optuna.db", "hpo-digits-seed0-optuna", 2)
+    workers_pids = [c for c in _children(proc.pid)]
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the whole process group
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    assert len(stderr.strip().splitlines()) == 1 and "interrupted" in stderr and "resume" in stderr, stderr
+    assert _gone(workers_pids), "a worker outlived the interrupted job"
+    done = subprocess.run(cmd, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads((out / "results.json").read_text())["methods"]["optuna"]["epochs"] == 40
+
+
+@pytest.mark.slow
+def test_workers_die_with_a_killed_parent_and_the_rerun_writes_the_summary(tmp_path):
+    out = tmp_path / "run"
+    cmd = _workers_cmd(out, 2)
+    proc = _start(cmd)
+    _wait_for_trials(proc, out / "optuna.db", "hpo-digits-seed0-optuna", 2)
+    family = _children(proc.pid)  # two workers and multiprocessing's resource tracker
+    assert len(family) >= 2, family
+    proc.kill()  # SIGKILL: no handler runs in the parent
+    proc.communicate(timeout=60)
+    assert _gone(family), "workers (or the resource tracker) outlived their killed parent"
+    done = subprocess.run(cmd, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads((out / "results.json").read_text())["methods"]["optuna"]["epochs"] == 40
+    assert (out / "summary.md").is_file()
+
+
+@pytest.mark.slow
+def test_a_killed_worker_is_one_line_and_the_survivor_finishes_the_budget(tmp_path):
+    out = tmp_path / "run"
+    proc = _start(_workers_cmd(out, 2))
+    _wait_for_trials(proc, out / "optuna.db", "hpo-digits-seed0-optuna", 3)
+    workers = [pid for pid in _children(proc.pid)
+               if "resource_tracker" not in Path(f"/proc/{pid}/cmdline").read_text()]
+    assert len(workers) == 2, workers
+    os.kill(workers[0], signal.SIGKILL)
+    stdout, stderr = proc.communicate(timeout=600)
+    assert proc.returncode == 0, stderr[-2000:]
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and "killed by signal 9" in lines[0], stderr
+    results = json.loads((out / "results.json").read_text())
+    assert results["methods"]["optuna"]["epochs"] == 40  # the survivor spent the whole budget, not more
+    assert len(results["methods"]["optuna"]["extra"]["lost_workers"]) == 1
+    assert "| optuna |" in (out / "summary.md").read_text()
