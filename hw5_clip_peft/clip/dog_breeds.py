@@ -4,6 +4,13 @@ Label ``i`` of the official ``lists/*.mat`` files (1-based there) is ``STANFORD_
 order is the sorted order of the synset ids, which is also the order of the ``Images/`` folders. Used to name
 classes when a copy of the data carries only integer labels, and to check a local archive is complete.
 Source: the class folders of the official archive (Khosla et al., FGVC 2011).
+
+The folder names after the WordNet id are raw WordNet lemmas (``basset``, ``chow``, ``Pembroke``, ``Boston_bull``,
+``Lhasa``), often ambiguous as English words. The 120 breeds are ImageNet-1k synsets, and ImageNet-1k numbers
+its classes in the sorted order of their WordNet ids, so ``IMAGENET_INDEX[i]`` is the ImageNet class of folder
+``i``; open_clip's curated ImageNet class names (``open_clip.zero_shot_metadata.IMAGENET_CLASSNAMES``, the
+names the CLIP authors wrote for zero-shot ImageNet) are indexed the same way. The tests check the indices
+against timm's list of the 1,000 ImageNet synsets.
 """
 
 STANFORD_DOGS_FOLDERS: tuple[str, ...] = (
@@ -44,4 +51,15 @@ STANFORD_DOGS_FOLDERS: tuple[str, ...] = (
     "n02115641-dingo", "n02115913-dhole", "n02116738-African_hunting_dog",
 )
 
+# ImageNet-1k classes 151-268 are dogs except 251 (dalmatian, not in Stanford Dogs); 269-272 are wolves and the
+# coyote; 273-275 are the dingo, the dhole and the African hunting dog, which Stanford Dogs includes.
+IMAGENET_INDEX: tuple[int, ...] = (*range(151, 251), *range(252, 269), 273, 274, 275)
+
+
+def wnid(folder: str) -> str:
+    """The WordNet id of a class folder: ``wnid("n02085620-Chihuahua") == "n02085620"``."""
+    return str(folder).strip().rstrip("/").split("-", 1)[0]
+
+
+assert len(IMAGENET_INDEX) == 120
 assert len(STANFORD_DOGS_FOLDERS) == 120 and list(STANFORD_DOGS_FOLDERS) == sorted(STANFORD_DOGS_FOLDERS)

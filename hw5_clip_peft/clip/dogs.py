@@ -1,20 +1,25 @@
 """Stanford Dogs (Khosla et al., FGVC 2011) as lists of image ids and labels; images are decoded lazily.
 
-A split is an :class:`ImageSplit`: stable ids (relative paths; they enter the feature-cache key), labels,
-clean class names and a function that opens one image. Sources, in the order :func:`load_dogs` tries them:
+A split is an :class:`ImageSplit`: stable ids (relative paths; they enter the feature-cache key), labels, the
+class folders (``n02085620-Chihuahua``, the class identity; :mod:`.breed_names` turns them into text) and a
+function that opens one image. Sources (:func:`find_dogs` picks one, :func:`load_dogs` reads it):
 
-- ``official``: a local copy of the official archive, ``<root>/Images/<wnid>-<name>/*.jpg`` plus
-  ``<root>/lists/train_list.mat`` and ``test_list.mat`` (12,000 / 8,580 images, 120 breeds).
-- ``hf``: a Hugging Face ``datasets`` copy (needs ``DLHW_DOWNLOAD=1`` and internet, or its local cache).
-- ``sample``: ``$DLHW_DATA/stanford_dogs_sample`` (10 breeds x 12 real photos), split here.
-- ``synthetic``: a generated image folder (coloured shapes per class), when no real image is available.
+- ``official``: the official archive, ``<dir>/Images/<wnid>-<name>/*.jpg`` plus ``<dir>/lists/train_list.mat``
+  and ``test_list.mat`` (12,000 / 8,580 images, 120 breeds); the full profile's default is
+  ``$DLHW_DATA/stanford_dogs``.
+- ``folder``: a ``<dir>/<wnid>-<name>/*.jpg`` tree split here, e.g. ``$DLHW_DATA/stanford_dogs_sample`` (10
+  breeds x 12 real photos, the quick profile's default). A ``classes.txt`` beside the folders (one class folder
+  name a line, as the sample has for all 120 breeds) fixes the classes and their order, so the sample is a
+  120-way problem like the real one.
+- ``hf``: a Hugging Face ``datasets`` copy (``DLHW_DOWNLOAD=1`` and internet, or its local cache).
 
-Validation is always carved from train (stratified), so choices (templates, early stopping) never see test.
+Nothing is ever generated here: a missing dataset is a :class:`~common.DataNotFoundError` that names the
+folder searched and the fix. Validation is always carved from train (stratified), so choices (templates,
+early stopping) never see test.
 """
 from __future__ import annotations
 
 import functools
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from collections.abc import Callable, Sequence
@@ -22,40 +27,38 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
-from common import (CorruptDataError, DataError, DataNotFoundError, cache_dir, data_root, download_allowed,
-                    get_profile, list_image_folder, load_image, stratified_indices)
+from common import (CorruptDataError, DataError, DataNotFoundError, Profile, list_image_folder, load_image,
+                    stratified_indices)
+from common.pretrained import downloads_allowed
 
+from .breed_names import breed_names
 from .dog_breeds import STANFORD_DOGS_FOLDERS
 
 OFFICIAL_SIZES = {"train": 12_000, "test": 8_580}
 HF_DATASET = "tanganke/stanford_dogs"  # a parquet mirror with the official train/test split
 SAMPLE_FOLDER = "stanford_dogs_sample"
 OFFICIAL_FOLDER = "stanford_dogs"
+CLASSES_FILE = "classes.txt"
 ARCHIVE_URL = "http://vision.stanford.edu/aditya86/ImageNetDogs/"
-_SYNSET = re.compile(r"^n\d{8}-(.*)$")
+SOURCES = ("auto", "official", "folder", "hf")
 
 
-def clean_class_name(folder: str) -> str:
-    """Human-readable breed from a synset folder name: drop the WordNet id, underscores become spaces.
-
-    >>> clean_class_name("n02085620-Chihuahua")
-    'Chihuahua'
-    >>> clean_class_name("n02099712-Labrador_retriever")
-    'Labrador retriever'
-    >>> clean_class_name("n02089078-black-and-tan_coonhound")
-    'black-and-tan coonhound'
-    """
-    folder = str(folder).strip().rstrip("/")
-    match = _SYNSET.match(folder)
-    name = (match.group(1) if match else folder).replace("_", " ").strip()
-    if not name:
-        raise ValueError(f"class folder {folder!r} has no breed name after the synset id")
-    return " ".join(name.split())
+def per_class_indices(y: torch.Tensor, n: int, seed: int = 0) -> torch.Tensor:
+    """``n`` random indices per class present in ``y`` (all of a class when it has fewer), sorted."""
+    if n < 1:
+        raise ValueError(f"the number per class must be >= 1, got {n}")
+    generator = torch.Generator().manual_seed(seed)
+    picks = []
+    for cls in torch.unique(y):
+        members = torch.nonzero(y == cls).flatten()
+        picks.append(members[torch.randperm(len(members), generator=generator)[:n]])
+    return torch.cat(picks).sort().values if picks else torch.empty(0, dtype=torch.long)
 
 
 @dataclass(frozen=True)
 class ImageSplit:
-    """One split: ``ids`` (N stable identifiers), ``y`` (N,) int64 labels into ``classes``."""
+    """One split: ``ids`` (N stable identifiers), ``y`` (N,) int64 labels into ``classes`` (class folder
+    names such as ``n02085620-Chihuahua``)."""
 
     name: str
     ids: tuple[str, ...]
@@ -83,6 +86,10 @@ class ImageSplit:
         return ImageSplit(name or self.name, tuple(self.ids[i] for i in idx.tolist()), self.y[idx],
                           self.classes, self.source, self.opener)
 
+    def per_class(self, n: int | None, seed: int = 0) -> ImageSplit:
+        """At most ``n`` images of each class (all of them when ``n`` is None)."""
+        return self if n is None else self.take(per_class_indices(self.y, n, seed))
+
 
 @dataclass(frozen=True)
 class DogSplits:
@@ -93,11 +100,27 @@ class DogSplits:
 
     @property
     def classes(self) -> tuple[str, ...]:
+        """The class folders (``n02085620-Chihuahua``, ...), in label order."""
         return self.train.classes
 
+    def names(self, style: str = "curated") -> tuple[str, ...]:
+        """Class names for the text encoder (see :mod:`.breed_names`)."""
+        return breed_names(self.classes, style)
+
+    def present(self) -> int:
+        """How many classes have at least one image in some split."""
+        return len(torch.unique(torch.cat([self.train.y, self.val.y, self.test.y])))
+
+    def per_class(self, n: int | None, seed: int = 0) -> DogSplits:
+        """At most ``n`` images per class in every split (a small subset of the same data)."""
+        if n is None:
+            return self
+        return DogSplits(self.train.per_class(n, seed), self.val.per_class(n, seed),
+                         self.test.per_class(n, seed), f"{self.source}, at most {n} per class and split")
+
     def summary(self) -> str:
-        return (f"{self.source}: {len(self.classes)} classes, train {len(self.train)}, val {len(self.val)}, "
-                f"test {len(self.test)}")
+        return (f"{self.source}: {len(self.classes)} classes ({self.present()} with images), train "
+                f"{len(self.train)}, val {len(self.val)}, test {len(self.test)}")
 
 
 # ---------------------------------------------------------------------------------------------- splits
@@ -159,7 +182,7 @@ def load_official(root: str | Path, val_fraction: float = 0.1, seed: int = 0) ->
     if not images.is_dir():
         raise DataNotFoundError(f"{images} does not exist. Download images.tar and lists.tar from "
                                 f"{ARCHIVE_URL} and extract both into {root} (giving {root}/Images and {root}/lists).")
-    classes = tuple(clean_class_name(f) for f in STANFORD_DOGS_FOLDERS)
+    classes = STANFORD_DOGS_FOLDERS
     source = f"official Stanford Dogs archive at {root}"
     opener = functools.partial(_open_file, images)
     splits = {}
@@ -188,7 +211,8 @@ def splits_from_hf(train_ds, test_ds, *, dataset_id: str = HF_DATASET, val_fract
         raise DataError(f"{dataset_id}: expected an image column and a label column, found "
                         f"{train_ds.column_names}")
     names = getattr(train_ds.features[label_col], "names", None) or list(STANFORD_DOGS_FOLDERS)
-    classes = tuple(clean_class_name(n) for n in names)
+    # a mirror may name its labels without the WordNet id; with the official 120 they follow the official order
+    classes = STANFORD_DOGS_FOLDERS if len(names) == len(STANFORD_DOGS_FOLDERS) else tuple(names)
     if strict_sizes and (len(train_ds), len(test_ds)) != (OFFICIAL_SIZES["train"], OFFICIAL_SIZES["test"]):
         raise DataError(f"{dataset_id} has {len(train_ds)}/{len(test_ds)} train/test images, not the "
                         f"official 12,000/8,580 split; use the official archive ({ARCHIVE_URL}) or another mirror.")
@@ -217,12 +241,31 @@ def load_hf(dataset_id: str = HF_DATASET, val_fraction: float = 0.1, seed: int =
 
 
 # ---------------------------------------------------------------------------------------------- small folders
+def read_classes_file(folder: Path) -> tuple[str, ...] | None:
+    """The class folder names listed in ``folder/classes.txt`` (one a line), or None without the file."""
+    path = folder / CLASSES_FILE
+    if not path.is_file():
+        return None
+    classes = tuple(line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
+    if not classes or len(set(classes)) != len(classes):
+        raise CorruptDataError(f"{path} must list distinct class folder names, one a line; fix or delete it.")
+    return classes
+
+
 def load_folder_split(folder: str | Path, *, test_fraction: float = 1 / 3, val_fraction: float = 0.25,
                       seed: int = 0, source: str | None = None) -> DogSplits:
-    """A ``folder/<wnid>-<name>/*.jpg`` tree split here: stratified test, then validation out of the rest."""
+    """A ``folder/<wnid>-<name>/*.jpg`` tree split here: stratified test, then validation out of the rest.
+
+    With a ``classes.txt`` the classes are its lines (sub-folders must be among them), else the sub-folders.
+    """
     folder = Path(folder)
     files, labels, folders = list_image_folder(folder)
-    classes = tuple(clean_class_name(f) for f in folders)
+    classes = read_classes_file(folder) or folders
+    missing = [f for f in folders if f not in classes]
+    if missing:
+        raise CorruptDataError(f"{folder}: class folder {missing[0]!r} is not listed in {CLASSES_FILE}; add it "
+                               f"there or remove the folder.")
+    labels = [classes.index(folders[label]) for label in labels]
     source = source or f"image folder {folder}"
     everything = ImageSplit("all", tuple(str(p.relative_to(folder)) for p in files),
                             torch.as_tensor(labels), classes, source, functools.partial(_open_file, folder))
@@ -231,72 +274,65 @@ def load_folder_split(folder: str | Path, *, test_fraction: float = 1 / 3, val_f
     return DogSplits(train, val, test, source)
 
 
-def make_synthetic_folder(dest: str | Path, num_classes: int = 10, per_class: int = 12, size: int = 64,
-                          seed: int = 0) -> Path:
-    """Write a generated ``dest/<wnid>-<name>/NNN.png`` folder: one colour + ellipse shape per class.
+# ---------------------------------------------------------------------------------------------- where
+def find_dogs(profile: Profile, data_root: str | Path | None = None, dogs_dir: str | Path | None = None,
+              source: str = "auto", hf_dataset: str = HF_DATASET) -> tuple[str, Path | None]:
+    """``(source, folder)`` of the Stanford Dogs copy to use; raises :class:`DataNotFoundError` with the fix.
 
-    Real breed folder names are used so the text side sees real class names; the pixels are not dogs.
+    ``dogs_dir`` (the ``--dogs-dir`` flag) wins; its layout decides the source (``Images/`` + ``lists/``:
+    official, else an image folder). Otherwise the full profile wants the archive at
+    ``<data_root>/stanford_dogs`` (or, with ``DLHW_DOWNLOAD=1``, the Hugging Face copy), and the quick profile
+    the real sample at ``<data_root>/stanford_dogs_sample``. ``data_root`` is the ``$DLHW_DATA`` folder.
     """
-    from PIL import Image, ImageDraw
+    if source not in SOURCES:
+        raise ValueError(f"source must be one of {', '.join(SOURCES)}; got {source!r}")
+    if source == "hf":
+        if not downloads_allowed():
+            raise DataNotFoundError(f"--data-source hf reads {hf_dataset!r} from the Hugging Face hub: set "
+                                    f"DLHW_DOWNLOAD=1 on a machine with internet, or use the official archive "
+                                    f"(--dogs-dir).")
+        return "hf", None
+    if dogs_dir is not None:
+        folder = Path(dogs_dir).expanduser()
+        if not folder.is_dir():
+            raise DataNotFoundError(f"--dogs-dir {folder} is not a folder; give the Stanford Dogs archive folder "
+                                    f"(with Images/ and lists/) or an image folder such as "
+                                    f"$DLHW_DATA/{SAMPLE_FOLDER}.")
+        official = (folder / "Images").is_dir()
+        if source == "official" and not official:
+            raise DataNotFoundError(f"{folder}/Images does not exist: extract images.tar and lists.tar from "
+                                    f"{ARCHIVE_URL} into {folder}.")
+        return ("official" if official and source != "folder" else "folder"), folder
+    if data_root is None:
+        raise DataNotFoundError(f"Stanford Dogs: $DLHW_DATA is not set; set it (or --data-root) to the data "
+                                f"folder holding {OFFICIAL_FOLDER}/ or {SAMPLE_FOLDER}/, or pass --dogs-dir.")
+    root = Path(data_root)
+    if profile.full and source != "folder":
+        if (root / OFFICIAL_FOLDER / "Images").is_dir():
+            return "official", root / OFFICIAL_FOLDER
+        if downloads_allowed() and source == "auto":
+            return "hf", None
+        raise DataNotFoundError(
+            f"the full profile needs the Stanford Dogs archive: extract images.tar and lists.tar from "
+            f"{ARCHIVE_URL} into {root / OFFICIAL_FOLDER}, or set DLHW_DOWNLOAD=1 online to use the Hugging "
+            f"Face copy {hf_dataset!r}; for a run on the 120-photo sample pass --dogs-dir "
+            f"{root / SAMPLE_FOLDER}.")
+    sample = root / SAMPLE_FOLDER
+    if not sample.is_dir():
+        raise DataNotFoundError(f"the Stanford Dogs sample is not in {sample}; set $DLHW_DATA (or --data-root) "
+                                f"to the folder holding {SAMPLE_FOLDER}/, or pass --dogs-dir.")
+    return "folder", sample
 
-    dest = Path(dest)
-    rng = np.random.default_rng(seed)
-    folders = STANFORD_DOGS_FOLDERS[:: max(1, len(STANFORD_DOGS_FOLDERS) // num_classes)][:num_classes]
-    for k, name in enumerate(folders):
-        (dest / name).mkdir(parents=True, exist_ok=True)
-        colour = np.array([(k * 97) % 256, (k * 57 + 80) % 256, (k * 31 + 160) % 256])
-        for i in range(per_class):
-            noise = rng.normal(0, 25, (size, size, 3)) + 128
-            image = Image.fromarray(np.clip(noise, 0, 255).astype(np.uint8))
-            draw = ImageDraw.Draw(image)
-            cx, cy = rng.integers(size // 4, 3 * size // 4, 2)
-            rx, ry = size // 6 + k % 3 * 3, size // 6 + (k // 3) % 3 * 3
-            jitter = rng.integers(-20, 21, 3)
-            draw.ellipse([cx - rx, cy - ry, cx + rx, cy + ry], fill=tuple(int(c) for c in
-                                                                          np.clip(colour + jitter, 0, 255)))
-            image.save(dest / name / f"{i:03d}.png")
-    return dest
 
-
-def load_dogs(source: str = "auto", root: str | Path | None = None, *, val_fraction: float = 0.1,
-              seed: int = 0, hf_dataset: str = HF_DATASET) -> DogSplits:
-    """Stanford Dogs splits from ``source`` in {auto, official, hf, sample, synthetic}.
-
-    ``auto``: in the full profile the official archive (``root`` or ``$DLHW_DATA/stanford_dogs``), else the
-    HF copy when downloads are allowed; in the quick profile the real 120-photo sample under ``$DLHW_DATA``,
-    else a generated folder. ``DogSplits.source`` says which one was used.
-    """
-    base = data_root()
-    if source == "auto":
-        if get_profile().full:
-            official = Path(root) if root else (base / OFFICIAL_FOLDER if base else None)
-            if official is not None and (official / "Images").is_dir():
-                source, root = "official", official
-            elif download_allowed():
-                source = "hf"
-            else:
-                raise DataNotFoundError(
-                    f"the full profile needs Stanford Dogs: extract images.tar and lists.tar from "
-                    f"{ARCHIVE_URL} into $DLHW_DATA/{OFFICIAL_FOLDER} (or pass root=), or set "
-                    f"DLHW_DOWNLOAD=1 online to use the Hugging Face copy {hf_dataset!r}.")
-        else:
-            sample = Path(root) if root else (base / SAMPLE_FOLDER if base else None)
-            source = "sample" if sample is not None and sample.is_dir() else "synthetic"
-            root = sample if source == "sample" else root
+def load_dogs(source: str, folder: str | Path | None = None, *, val_fraction: float = 0.1, seed: int = 0,
+              hf_dataset: str = HF_DATASET) -> DogSplits:
+    """Stanford Dogs splits from ``source`` (``official``, ``folder`` or ``hf``; see :func:`find_dogs`)."""
     if source == "official":
-        official = root or (base / OFFICIAL_FOLDER if base else Path(OFFICIAL_FOLDER))
-        return load_official(official, val_fraction, seed)
+        return load_official(folder, val_fraction, seed)
+    if source == "folder":
+        folder = Path(folder)
+        sample = "real photos, 10-breed sample" if folder.name == SAMPLE_FOLDER else "real photos"
+        return load_folder_split(folder, seed=seed, source=f"{sample}: {folder}")
     if source == "hf":
         return load_hf(hf_dataset, val_fraction, seed)
-    if source == "sample":
-        folder = Path(root) if root else (base / SAMPLE_FOLDER if base else None)
-        if folder is None or not folder.is_dir():
-            raise DataNotFoundError(f"the Stanford Dogs sample folder is missing ({folder}); set DLHW_DATA to "
-                                    f"the folder holding {SAMPLE_FOLDER}/, or use source='synthetic'.")
-        return load_folder_split(folder, seed=seed, source=f"real photos: {folder} (10-breed sample)")
-    if source == "synthetic":
-        folder = Path(root) if root else cache_dir("clip_dogs_synthetic", f"k10_n12_seed{seed}")
-        if not any(folder.glob("*/*.png")):
-            make_synthetic_folder(folder, seed=seed)
-        return load_folder_split(folder, seed=seed, source=f"GENERATED images (not dogs) at {folder}")
-    raise ValueError(f"source must be one of auto, official, hf, sample, synthetic; got {source!r}")
+    raise ValueError(f"source must be one of official, folder, hf; got {source!r}")

@@ -14,7 +14,8 @@ import torch
 
 from common import EarlyStopping, TensorBatches, evaluate, fit
 
-from .zero_shot import topk_accuracy
+from .dogs import per_class_indices
+from .zero_shot import top1_top5
 
 Pair = tuple[torch.Tensor, torch.Tensor]  # (X (N, D), y (N,))
 
@@ -81,16 +82,11 @@ def head_accuracy(model: torch.nn.Module, X: torch.Tensor, y: torch.Tensor, batc
     logits = torch.cat([model(X[i:i + batch_size].float().to(device)).float().cpu()
                         for i in range(0, len(X), batch_size)])
     model.train(was_training)
-    return topk_accuracy(logits, y)
+    return top1_top5(logits, y)
 
 
 def few_shot_indices(y: torch.Tensor, shots: int, seed: int = 0) -> torch.Tensor:
     """``shots`` random indices per class (all of a class when it has fewer), sorted."""
     if shots < 1:
         raise ValueError(f"shots must be >= 1, got {shots}")
-    generator = torch.Generator().manual_seed(seed)
-    picks = []
-    for cls in torch.unique(y):
-        members = torch.nonzero(y == cls).flatten()
-        picks.append(members[torch.randperm(len(members), generator=generator)[:shots]])
-    return torch.cat(picks).sort().values
+    return per_class_indices(y, shots, seed)

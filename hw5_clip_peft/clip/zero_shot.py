@@ -13,6 +13,8 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
+from common import accuracy, per_class_report, top_k_accuracy
+
 from .clip_models import ClipBundle
 from .features import FeatureCache, encode_texts
 from .templates import fill
@@ -40,30 +42,29 @@ def zero_shot_logits(X: torch.Tensor, classifier: torch.Tensor, logit_scale: flo
     return logit_scale * F.normalize(X.float(), dim=-1) @ classifier.float().T
 
 
-def topk_accuracy(logits: torch.Tensor, y: torch.Tensor, ks: Sequence[int] = (1, 5)) -> dict[str, float]:
-    """``{"top1": ..., "top5": ...}`` for (..., N, K) logits; batched over leading dims when present."""
-    out = {}
-    for k in ks:
-        top = logits.topk(min(k, logits.shape[-1]), dim=-1).indices  # (..., N, k)
-        hit = (top == y[..., None]).any(-1).float().mean(-1)
-        out[f"top{k}"] = hit.tolist() if hit.dim() else float(hit)
-    return out
+def top1_top5(logits: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+    """``{"top1": ..., "top5": ...}`` of (N, K) logits (``common.metrics``)."""
+    return {"top1": accuracy(logits, y), "top5": top_k_accuracy(logits, y, 5)}
+
+
+def class_f1(pred: torch.Tensor, y: torch.Tensor, num_classes: int) -> list[float]:
+    """F1 of each of ``num_classes`` classes from (N,) predictions (``common.metrics.per_class_report``)."""
+    return [row["f1"] for row in per_class_report(y, pred, [str(k) for k in range(num_classes)])]
 
 
 def template_sweep(X: torch.Tensor, y: torch.Tensor, text_emb: torch.Tensor, templates: Sequence[str],
                    logit_scale: float = 100.0, ensemble: bool = True) -> list[dict]:
     """One row per single template (``template``, ``top1``, ``top5``), plus the ensemble of them all.
 
-    Vectorised over templates: one (T, N, K) product, no Python loop over images.
+    One (T, N, K) product for all templates, no Python loop over images.
     """
     if text_emb.shape[0] != len(templates):
         raise ValueError(f"{text_emb.shape[0]} template embeddings but {len(templates)} templates")
     Xn = F.normalize(X.float(), dim=-1)
     logits = logit_scale * torch.einsum("nd,tkd->tnk", Xn, text_emb.float())
-    acc = topk_accuracy(logits, y)
-    rows = [{"template": t, "top1": acc["top1"][i], "top5": acc["top5"][i]} for i, t in enumerate(templates)]
+    rows = [{"template": t, **top1_top5(logits[i], y)} for i, t in enumerate(templates)]
     if ensemble:
-        acc = topk_accuracy(zero_shot_logits(X, build_classifier(text_emb), logit_scale), y)
+        acc = top1_top5(zero_shot_logits(X, build_classifier(text_emb), logit_scale), y)
         rows.append({"template": f"ensemble of {len(templates)}", **acc})
     return rows
 
@@ -121,26 +122,18 @@ def search_class_template(val: Pair, test: Pair, classifier: torch.Tensor, candi
     rows = []
     for c, template in enumerate(templates):
         W = with_rows(classifier, candidates, {cls: c})
-        acc = {name: topk_accuracy(zero_shot_logits(X, W, logit_scale), y, (1,))["top1"]
+        acc = {name: accuracy(zero_shot_logits(X, W, logit_scale), y)
                for name, (X, y) in (("val", val), ("test", test))}
         rows.append({"template": template, "val_f1": float(f1["val"][c]), "test_f1": float(f1["test"][c]),
                      "val_acc": acc["val"], "test_acc": acc["test"]})
     base = {"template": "(unchanged)"}
     for name, (X, y) in (("val", val), ("test", test)):
         pred = zero_shot_logits(X, classifier, logit_scale).argmax(1)
-        base[f"{name}_f1"] = float(per_class_f1(pred, y, classifier.shape[0])[cls])
+        base[f"{name}_f1"] = class_f1(pred, y, classifier.shape[0])[cls]
         base[f"{name}_acc"] = float((pred == y).float().mean())
     by_val = max(range(len(rows)), key=lambda i: (rows[i]["val_f1"], rows[i]["val_acc"], -i))
     by_test = max(range(len(rows)), key=lambda i: (rows[i]["test_f1"], rows[i]["test_acc"], -i))
     return ClassTemplateSearch(cls, rows, base, rows[by_val], rows[by_test])
-
-
-def per_class_f1(pred: torch.Tensor, y: torch.Tensor, num_classes: int) -> torch.Tensor:
-    """(K,) F1 per class from (N,) predictions (0 where a class is neither present nor predicted)."""
-    classes = torch.arange(num_classes)
-    p, t = pred[:, None] == classes, y[:, None] == classes
-    tp, fp, fn = (p & t).sum(0), (p & ~t).sum(0), (~p & t).sum(0)
-    return torch.where(2 * tp + fp + fn > 0, 2 * tp / (2 * tp + fp + fn).clamp_min(1), 0.0).float()
 
 
 def select_templates_per_class(X_val: torch.Tensor, y_val: torch.Tensor, classifier: torch.Tensor,
@@ -151,6 +144,6 @@ def select_templates_per_class(X_val: torch.Tensor, y_val: torch.Tensor, classif
     """
     f1 = class_f1_matrix(X_val, y_val, classifier, candidates, logit_scale)  # (C, K)
     pred = zero_shot_logits(X_val, classifier, logit_scale).argmax(1)
-    base = per_class_f1(pred, y_val, classifier.shape[0])
+    base = class_f1(pred, y_val, classifier.shape[0])
     best, arg = f1.max(0)
     return {k: int(arg[k]) for k in range(len(base)) if best[k] > base[k]}

@@ -4,9 +4,10 @@ import dataclasses
 import pytest
 import torch
 
-from hw5_clip_peft.clip.clip_models import TINY, load_clip
-from hw5_clip_peft.clip.dogs import load_folder_split, make_synthetic_folder
-from hw5_clip_peft.clip.features import FeatureCache, cache_key, encode_images, encode_texts, image_features
+from hw5_clip_peft.clip.clip_models import TINY, TINY_WIDE, load_clip
+from hw5_clip_peft.clip.dogs import load_folder_split
+from hw5_clip_peft.clip.features import (FeatureCache, cache_key, encode_images, encode_texts, encode_tokens,
+                                         image_features)
 
 
 @pytest.fixture(scope="module")
@@ -15,16 +16,16 @@ def bundle():
 
 
 @pytest.fixture(scope="module")
-def splits(tmp_path_factory):
-    folder = make_synthetic_folder(tmp_path_factory.mktemp("gen"), num_classes=3, per_class=6, size=24)
-    return load_folder_split(folder, source="generated")
+def splits(generated_dog_folder_module):
+    folder = generated_dog_folder_module(num_classes=3, per_class=6, size=24)
+    return load_folder_split(folder, source="generated images")
 
 
 def test_cache_key_depends_on_every_part():
-    parts = {"kind": "image", "arch": "a", "weights": "w", "split": "test", "preprocess": "p", "ids": ("x", "y")}
+    parts = {"kind": "image", "arch": "a", "weights": "w", "preprocess": "p", "ids": ("x", "y")}
     key = cache_key(**parts)
     assert key == cache_key(**dict(reversed(list(parts.items()))))  # order of arguments is irrelevant
-    for name, value in [("arch", "b"), ("weights", "w2"), ("split", "val"), ("preprocess", "q"),
+    for name, value in [("kind", "text"), ("arch", "b"), ("weights", "w2"), ("preprocess", "q"),
                         ("ids", ("x", "z")), ("ids", ("y", "x"))]:
         assert cache_key(**{**parts, name: value}) != key, name
 
@@ -47,7 +48,7 @@ def test_miss_then_hit_then_miss_on_any_change(bundle, splits, tmp_path, monkeyp
     # another split, another file list, other weights, other preprocessing: each is a miss
     assert not image_features(bundle, splits.val, cache).hit
     assert not image_features(bundle, splits.test.take([0, 1]), cache).hit
-    other_weights = dataclasses.replace(bundle, weights="random init (seed 1)")
+    other_weights = dataclasses.replace(bundle, weights_id="another fingerprint")
     assert not image_features(other_weights, splits.test, cache).hit
     other_preprocess = dataclasses.replace(bundle, preprocess=lambda im: bundle.preprocess(im.rotate(90)))
     assert not image_features(other_preprocess, splits.test, cache).hit
@@ -71,11 +72,21 @@ def test_batched_encoding_equals_per_image(bundle, splits):
     assert torch.allclose(batched, single, atol=1e-5)
 
 
+def test_cut_padding_is_exact(bundle):
+    """Encoding only up to the longest prompt's end token equals open_clip's full 77-token encode_text."""
+    prompts = ["a photo of a pug.", "a photo of a Pembroke Welsh Corgi, a type of dog.", "x"]
+    tokens = bundle.tokenizer(prompts)
+    with torch.no_grad():
+        assert torch.allclose(encode_tokens(bundle.model, tokens), bundle.model.encode_text(tokens), atol=1e-5)
+        wide = load_clip(TINY_WIDE, device="cpu")
+        assert torch.allclose(encode_tokens(wide.model, tokens), wide.model.encode_text(tokens), atol=1e-5)
+
+
 def test_text_embeddings_are_cached(bundle, tmp_path):
     cache = FeatureCache(tmp_path)
-    prompts = ["a photo of a pug.", "a photo of a beagle."]
-    first = encode_texts(bundle, prompts, cache, batch_size=1)
-    assert first.shape == (2, 64) and len(list(tmp_path.glob("*.pt"))) == 1
+    prompts = ["a photo of a Staffordshire Bull Terrier.", "a photo of a pug.", "a photo of a beagle."]
+    first = encode_texts(bundle, prompts, cache, batch_size=2)  # sorted by length, batched, put back in order
+    assert first.shape == (3, 64) and len(list(tmp_path.glob("*.pt"))) == 1
     assert torch.equal(encode_texts(bundle, prompts, cache), first)
     direct = bundle.model.encode_text(bundle.tokenizer(prompts))
     assert torch.allclose(first, direct, atol=1e-5)

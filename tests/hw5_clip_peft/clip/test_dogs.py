@@ -1,4 +1,4 @@
-"""Stanford Dogs loading: class names, official .mat split lists, sources and validation carving (offline)."""
+"""Stanford Dogs loading: official .mat split lists, where the data is found, validation carving (offline)."""
 import doctest
 import os
 from pathlib import Path
@@ -9,12 +9,14 @@ import torch
 from PIL import Image
 from scipy.io import savemat
 
-from common import CorruptDataError, DataNotFoundError
-from hw5_clip_peft.clip import dogs
+from common import CorruptDataError, DataNotFoundError, get_profile
+from hw5_clip_peft.clip import breed_names
+from hw5_clip_peft.clip.breed_names import clean_class_name
 from hw5_clip_peft.clip.dog_breeds import STANFORD_DOGS_FOLDERS
-from hw5_clip_peft.clip.dogs import (OFFICIAL_SIZES, ImageSplit, carve_validation, clean_class_name, load_dogs,
-                                load_folder_split, load_official, make_synthetic_folder, parse_split_list,
-                                splits_from_hf)
+from hw5_clip_peft.clip.dogs import (OFFICIAL_SIZES, ImageSplit, carve_validation, find_dogs, load_dogs,
+                                     load_folder_split, load_official, parse_split_list, splits_from_hf)
+
+QUICK, FULL = get_profile("quick"), get_profile("full")
 
 
 def write_split_list(path: Path, files: list[str], labels_1based: list[int]) -> None:
@@ -45,7 +47,7 @@ def test_clean_class_name(folder, name):
 def test_clean_class_name_rejects_empty_and_doctests_pass():
     with pytest.raises(ValueError, match="no breed name"):
         clean_class_name("n02085620-")
-    assert doctest.testmod(dogs).failed == 0
+    assert doctest.testmod(breed_names).failed == 0
     cleaned = [clean_class_name(f) for f in STANFORD_DOGS_FOLDERS]
     assert len(set(cleaned)) == 120 and not any("_" in c or c.startswith("n0") for c in cleaned)
 
@@ -95,7 +97,7 @@ def make_archive(root: Path, per_class: dict[int, tuple[int, int]]) -> None:
 def test_load_official_archive_and_validation_carving(tmp_path):
     make_archive(tmp_path, {0: (10, 4), 11: (10, 4), 119: (10, 4)})
     splits = load_official(tmp_path, val_fraction=0.2, seed=0)
-    assert len(splits.classes) == 120 and splits.classes[0] == "Chihuahua"
+    assert splits.classes == STANFORD_DOGS_FOLDERS and splits.names("raw")[0] == "Chihuahua"
     assert (len(splits.train), len(splits.val), len(splits.test)) == (24, 6, 12)
     assert torch.bincount(splits.val.y, minlength=120)[[0, 11, 119]].tolist() == [2, 2, 2]  # stratified
     assert not set(splits.train.ids) & set(splits.val.ids)
@@ -127,43 +129,73 @@ def test_carve_validation_is_stratified_and_disjoint():
         carve_validation(split, 1.0)
 
 
-def test_synthetic_folder_split(tmp_path):
-    folder = make_synthetic_folder(tmp_path / "gen", num_classes=4, per_class=6, size=16)
+def test_generated_folder_split(generated_dog_folder):
+    folder = generated_dog_folder(num_classes=4, per_class=6, size=16)
     splits = load_folder_split(folder, source="generated")
-    assert len(splits.classes) == 4 and all(" " in c or c.isalpha() for c in splits.classes)
+    assert len(splits.classes) == 4 and all(c.startswith("n0") for c in splits.classes)
     assert len(splits.train) + len(splits.val) + len(splits.test) == 24
     assert len({*splits.train.ids, *splits.val.ids, *splits.test.ids}) == 24
     assert torch.bincount(splits.test.y).tolist() == [2, 2, 2, 2]
+    small = splits.per_class(1)
+    assert torch.bincount(small.train.y).tolist() == [1, 1, 1, 1] and len(small.test) == 4
 
 
-def test_sample_folder_from_data_root(monkeypatch):
-    root = os.environ.get("DLHW_DATA")
-    if not root or not (Path(root) / "stanford_dogs_sample").is_dir():
-        pytest.skip("needs the Stanford Dogs sample under $DLHW_DATA")
-    monkeypatch.setenv("DLHW_PROFILE", "quick")
-    splits = load_dogs()
-    assert "real photos" in splits.source
-    assert len(splits.classes) == 10 and "Labrador retriever" in splits.classes
+def test_classes_file_makes_the_folder_a_120_way_problem(generated_dog_folder, tmp_path):
+    folder = generated_dog_folder(num_classes=3, per_class=6, size=16, classes_file=True)
+    splits = load_folder_split(folder)
+    assert splits.classes == STANFORD_DOGS_FOLDERS and splits.present() == 3
+    for split in (splits.train, splits.val, splits.test):  # labels index the 120 listed folders
+        assert [i.split("/")[0] for i in split.ids] == [STANFORD_DOGS_FOLDERS[int(k)] for k in split.y]
+    (folder / "classes.txt").write_text("n02085620-Chihuahua\n")
+    with pytest.raises(CorruptDataError, match="not listed in classes.txt"):
+        load_folder_split(folder)
+
+
+def test_sample_folder_from_data_root(data_root):
+    if not (data_root / "stanford_dogs_sample").is_dir():
+        pytest.skip(f"needs the Stanford Dogs sample under {data_root}")
+    source, folder = find_dogs(QUICK, data_root)
+    splits = load_dogs(source, folder)
+    assert source == "folder" and "real photos" in splits.source
+    assert splits.classes == STANFORD_DOGS_FOLDERS and splits.present() == 10  # classes.txt: all 120 breeds
+    assert "Labrador Retriever" in splits.names() and "Labrador retriever" in splits.names("raw")
     assert (len(splits.train), len(splits.val), len(splits.test)) == (60, 20, 40)
     assert splits.test.image(0).size == (224, 224)
 
 
-def test_quick_profile_without_data_generates_images(monkeypatch, tmp_path):
-    monkeypatch.setenv("DLHW_PROFILE", "quick")
-    monkeypatch.delenv("DLHW_DATA", raising=False)
-    monkeypatch.setenv("DLHW_CACHE", str(tmp_path))
-    splits = load_dogs()
-    assert splits.source.startswith("GENERATED") and len(splits.classes) == 10
-
-
-def test_full_profile_without_data_says_how_to_get_it(monkeypatch, tmp_path):
-    monkeypatch.setenv("DLHW_PROFILE", "full")
-    monkeypatch.setenv("DLHW_DATA", str(tmp_path))
+def test_missing_data_is_an_error_in_every_profile(tmp_path, monkeypatch):
     monkeypatch.delenv("DLHW_DOWNLOAD", raising=False)
-    with pytest.raises(DataNotFoundError, match="images.tar and lists.tar.*DLHW_DOWNLOAD=1"):
-        load_dogs()
+    for profile in (QUICK, FULL):
+        with pytest.raises(DataNotFoundError, match="DLHW_DATA is not set"):
+            find_dogs(profile, None)
+    with pytest.raises(DataNotFoundError, match="sample is not in .*--dogs-dir"):
+        find_dogs(QUICK, tmp_path)
+    with pytest.raises(DataNotFoundError, match="images.tar and lists.tar.*DLHW_DOWNLOAD=1.*--dogs-dir"):
+        find_dogs(FULL, tmp_path)
+    with pytest.raises(DataNotFoundError, match="--dogs-dir .*nowhere is not a folder"):
+        find_dogs(QUICK, tmp_path, tmp_path / "nowhere")
+    (tmp_path / "stanford_dogs_sample").mkdir()
+    with pytest.raises(DataNotFoundError, match="images.tar"):  # the full profile never falls back to the sample
+        find_dogs(FULL, tmp_path)
+    monkeypatch.setenv("DLHW_DOWNLOAD", "1")
+    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
+        monkeypatch.delenv(name, raising=False)
+    assert find_dogs(FULL, tmp_path) == ("hf", None)
     with pytest.raises(ValueError, match="source must be one of"):
-        load_dogs("imagenet")
+        find_dogs(QUICK, tmp_path, source="imagenet")
+
+
+def test_find_dogs_reads_the_layout_of_dogs_dir(tmp_path, generated_dog_folder):
+    make_archive(tmp_path / "archive", {0: (2, 1)})
+    assert find_dogs(QUICK, None, tmp_path / "archive") == ("official", tmp_path / "archive")
+    folder = generated_dog_folder(num_classes=2, per_class=3, size=8)
+    assert find_dogs(FULL, None, folder) == ("folder", folder)
+    with pytest.raises(DataNotFoundError, match="Images does not exist"):
+        find_dogs(FULL, None, folder, source="official")
+    (tmp_path / "data" / "stanford_dogs").mkdir(parents=True)
+    (tmp_path / "archive").rename(tmp_path / "data" / "stanford_dogs" / "x")
+    make_archive(tmp_path / "data" / "stanford_dogs", {0: (2, 1)})
+    assert find_dogs(FULL, tmp_path / "data") == ("official", tmp_path / "data" / "stanford_dogs")
 
 
 def test_splits_from_hf_datasets_objects():
@@ -176,7 +208,8 @@ def test_splits_from_hf_datasets_objects():
     with pytest.raises(Exception, match="12,000/8,580"):
         splits_from_hf(train, test, dataset_id="tiny")
     splits = splits_from_hf(train, test, dataset_id="tiny", val_fraction=1 / 3, strict_sizes=False)
-    assert splits.classes == ("Chihuahua", "Japanese spaniel", "Maltese dog")
+    assert splits.classes == STANFORD_DOGS_FOLDERS[:3]
+    assert splits.names() == ("Chihuahua", "Japanese Chin", "Maltese")
     assert (len(splits.train), len(splits.val), len(splits.test)) == (6, 3, 3)
     assert splits.test.image(2).getpixel((0, 0)) == (11, 0, 0)
     assert OFFICIAL_SIZES == {"train": 12_000, "test": 8_580}

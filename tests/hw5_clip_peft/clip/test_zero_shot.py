@@ -7,10 +7,10 @@ from sklearn.metrics import f1_score
 
 from common import confusion, most_confused, per_class_report
 from hw5_clip_peft.clip.templates import (CLASS_TEMPLATE_CANDIDATES, ENSEMBLE_TEMPLATES, SWEEP_TEMPLATES, fill,
-                                     imagenet_templates)
-from hw5_clip_peft.clip.zero_shot import (build_classifier, class_f1_matrix, per_class_f1, search_class_template,
-                                     select_templates_per_class, template_sweep, topk_accuracy, with_rows,
-                                     zero_shot_logits)
+                                          imagenet_templates)
+from hw5_clip_peft.clip.zero_shot import (build_classifier, class_f1, class_f1_matrix, search_class_template,
+                                          select_templates_per_class, template_sweep, top1_top5, with_rows,
+                                          zero_shot_logits)
 
 
 def random_problem(N=300, K=6, D=16, T=5, seed=0):
@@ -55,8 +55,8 @@ def test_logits_are_scaled_cosines_and_topk():
     assert torch.allclose(logits, torch.tensor([[100.0, 0.0], [0.0, 100.0], [70.7107, 70.7107]]), atol=1e-3)
     logits = torch.tensor([[5.0, 4, 3, 2, 1, 0], [0, 1, 2, 3, 4, 5], [0, 0, 9, 0, 0, 0]])
     y = torch.tensor([1, 5, 2])
-    assert topk_accuracy(logits, y, (1, 2, 5)) == {"top1": pytest.approx(2 / 3), "top2": 1.0, "top5": 1.0}
-    assert topk_accuracy(logits, torch.tensor([0, 0, 0]), (1, 5))["top5"] == pytest.approx(2 / 3)
+    assert top1_top5(logits, y) == {"top1": pytest.approx(2 / 3), "top5": 1.0}
+    assert top1_top5(logits, torch.tensor([0, 0, 0]))["top5"] == pytest.approx(2 / 3)  # class 0 is 6th in row 2
 
 
 def test_template_sweep_matches_one_template_at_a_time():
@@ -66,8 +66,8 @@ def test_template_sweep_matches_one_template_at_a_time():
     assert len(rows) == len(text) + 1 and rows[-1]["template"] == "ensemble of 5"
     for t, row in enumerate(rows[:-1]):
         assert row == pytest.approx({"template": names[t],
-                                     **topk_accuracy(zero_shot_logits(X, text[t], 50.0), y)})
-    ensemble = topk_accuracy(zero_shot_logits(X, build_classifier(text), 50.0), y)
+                                     **top1_top5(zero_shot_logits(X, text[t], 50.0), y)})
+    ensemble = top1_top5(zero_shot_logits(X, build_classifier(text), 50.0), y)
     assert rows[-1]["top1"] == pytest.approx(ensemble["top1"]) and rows[-1]["top5"] >= rows[-1]["top1"]
     with pytest.raises(ValueError, match="templates"):
         template_sweep(X, y, text, names[:2])
@@ -85,7 +85,7 @@ def test_metrics_on_a_known_confusion():
     assert [r["recall"] for r in report] == pytest.approx([1 / 2, 2 / 3, 1.0])
     assert [r["f1"] for r in report] == pytest.approx([4 / 7, 2 / 3, 6 / 7])
     assert [r["support"] for r in report] == [4, 3, 3]
-    assert per_class_f1(y_pred, y_true, 3).tolist() == pytest.approx([4 / 7, 2 / 3, 6 / 7])
+    assert class_f1(y_pred, y_true, 3) == pytest.approx([4 / 7, 2 / 3, 6 / 7])
     assert most_confused(cm, 0, ["a", "b", "c"], k=2) == [("b", 1), ("c", 1)]
     assert most_confused(cm, 2, ["a", "b", "c"]) == []
 
@@ -120,7 +120,7 @@ def test_per_class_selection_only_keeps_improvements():
     X, y, text = random_problem(N=300, K=6, T=5, seed=4)
     base = build_classifier(text[:1])
     choice = select_templates_per_class(X, y, base, text, 30.0)
-    base_f1 = per_class_f1(zero_shot_logits(X, base, 30.0).argmax(1), y, 6)
+    base_f1 = class_f1(zero_shot_logits(X, base, 30.0).argmax(1), y, 6)
     f1 = class_f1_matrix(X, y, base, text, 30.0)
     assert choice, "some class should improve on this problem"
     for k, c in choice.items():
