@@ -13,8 +13,6 @@ wall time on a shared machine is inflated by other processes, CPU seconds much l
 """
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import resource
 import subprocess
@@ -27,9 +25,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-import torch  # noqa: E402
-
-from common import markdown_table  # noqa: E402
+from common import markdown_table, run_cli, torch_threads, write_json_atomic  # noqa: E402
+from common.cli import Parser, check_positive, check_writable  # noqa: E402
 from hw7_hpo.genetic import genetic_search  # noqa: E402
 from hw7_hpo.grid import grid_search  # noqa: E402
 from hw7_hpo.objective import DataSpec, Objective  # noqa: E402
@@ -102,7 +99,7 @@ def efficiency(cfg: BenchConfig, dataset: str, seed: int) -> dict:
 
 def parse(argv=None) -> BenchConfig:
     d = BenchConfig()
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = Parser(prog="python benchmarks/bench_hpo.py", description=__doc__.splitlines()[0])
     p.add_argument("--datasets", default=",".join(d.datasets))
     p.add_argument("--seeds", default=",".join(map(str, d.seeds)))
     p.add_argument("--methods", default=",".join(d.methods),
@@ -113,6 +110,9 @@ def parse(argv=None) -> BenchConfig:
     p.add_argument("--skip-job", action="store_true", help="do not time the default job")
     p.add_argument("--out", default=d.out)
     a = p.parse_args(argv)
+    for flag in ("--budget-epochs", "--epochs-per-trial"):
+        check_positive(flag, getattr(a, flag[2:].replace("-", "_")))
+    check_writable(a.out)
     methods = tuple(m for m in a.methods.split(",") if m)
     if "grid" not in methods:
         methods = ("grid",) + methods
@@ -120,9 +120,17 @@ def parse(argv=None) -> BenchConfig:
                        a.budget_epochs, a.epochs_per_trial, a.limit_train, a.skip_job, a.out)
 
 
-def main(argv=None) -> int:
+def _main(argv=None) -> int:
     cfg = parse(argv)
-    torch.set_num_threads(1)  # as the main job (see RunConfig.threads)
+    with torch_threads(1):  # as the main job (see RunConfig.threads)
+        return _bench(cfg)
+
+
+def main(argv=None) -> int:
+    return run_cli(_main, argv, prog="python benchmarks/bench_hpo.py")
+
+
+def _bench(cfg: BenchConfig) -> int:
     report: dict = {"config": asdict(cfg)}
     if not cfg.skip_job:
         print("timing the default job (python -m hw7_hpo.run) ...", flush=True)
@@ -146,9 +154,7 @@ def main(argv=None) -> int:
                              "best val": m["best_val_acc"], "test acc": m["test_acc"]})
     report["efficiency"] = runs
     print("\n" + markdown_table(rows, floatfmt=".4f"))
-    out = Path(cfg.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(jsonable(report), indent=1), encoding="utf-8")
+    out = write_json_atomic(Path(cfg.out), jsonable(report))
     print(f"\nwrote {out}")
     return 0
 

@@ -114,3 +114,29 @@ def test_two_workers_share_a_postgresql_study(postgres_url):
     more = optuna_search(objective, BUDGET + 6, storage=postgres_url, study_name="pg-2w", data=TINY_DATA,
                          progress=False)
     assert more.epochs == BUDGET + 6
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_storage_password_appears_in_no_output_file_or_message(postgres_url, tmp_path, capsys):
+    """The server trusts local connections, so it accepts any password: both spellings of a password reach
+    the driver, and neither may reach stdout, stderr or any file the job writes."""
+    from hw7_hpo.run import main
+
+    head, tail = postgres_url.split("://", 1)
+    secrets = {"Info-S3cret-pw": f"{head}://hpo:Info-S3cret-pw@{tail.split('@', 1)[1]}",
+               "Query-S3cret-pw": f"{postgres_url}?password=Query-S3cret-pw"}
+    for secret, url in secrets.items():
+        out = tmp_path / secret
+        args = ["--out", str(out), "--methods", "optuna", "--budget-epochs", "4", "--limit-train", "300",
+                "--epochs-per-trial", "2", "--no-progress", "--storage", url, "--study-name", f"pw-{secret}"]
+        assert main(args) == 0
+        # a refusal quotes the storage too: same study, other seed
+        assert main([*args[:2], "--seed", "1", *args[2:]]) == 2
+        captured = capsys.readouterr()
+        files = [p for p in out.rglob("*") if p.is_file()]
+        assert {p.name for p in files} >= {"results.json", "summary.md", "run.json"}
+        for path in files:
+            assert secret.encode() not in path.read_bytes(), f"{path} holds the password"
+        assert secret not in captured.out + captured.err
+        assert "***" in (out / "results.json").read_text()
