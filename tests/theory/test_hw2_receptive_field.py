@@ -1,5 +1,6 @@
-"""hw2cnn.Q2.2: the hole-free criterion and the Minkowski-sum field against the package's gradient measurement,
-exhaustively on small designs, and the pruned optimum search against a brute force that measures every design."""
+"""hw2cnn.Q2.2: the hole-free criterion and the Minkowski-sum field against the package's gradient
+measurement, exhaustively on small designs, and the pruned optimum search against a brute force that measures
+every design."""
 from __future__ import annotations
 
 import itertools
@@ -11,8 +12,8 @@ from theory.checks import hw2_cnn_conv as cv
 
 
 def _small_designs():
-    """All 2-layer stacks with k in {1, 2, 3}, d in 1..4, s in {1, 2}, and all 3-layer 3x3 stacks with d in 1..4,
-    s in {1, 2, 3} that fit a 32 x 32 input."""
+    """All 2-layer stacks with k in {1, 2, 3}, d in 1..4, s in {1, 2}, and all 3-layer 3x3 stacks with
+    d in 1..4, s in {1, 2, 3} that fit a 32 x 32 input."""
     two = [[ConvLayerSpec(k1, d1, s1), ConvLayerSpec(k2, d2, s2)]
            for k1, k2 in itertools.product((1, 2, 3), repeat=2)
            for d1, d2 in itertools.product(range(1, 5), repeat=2)

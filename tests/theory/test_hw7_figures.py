@@ -19,7 +19,8 @@ def test_adapter_simulation_shows_the_scale_mismatch_and_its_fix():
     assert conv["negative"] == 0.0 and 0.45 < conv["zeros"] < 0.55  # BN-ReLU: non-negative, about half zeros
     assert conv["std"] / small["std"] > 20  # small-init adapter is an order of magnitude narrower
     # measured at the next frozen block's BN, on a fresh batch: nothing there is renormalised by construction
-    shift = {v: hw7.next_block_shift(outs, v) for v in ("block", "small", "default", "fix_a", "fix_b", "fix_b_restat")}
+    variants = ("block", "small", "default", "fix_a", "fix_b", "fix_b_restat")
+    shift = {v: hw7.next_block_shift(outs, v) for v in variants}
     noise = shift["block"]["mean_shift"]
     assert shift["default"]["mean_shift"] > 10 * noise           # the signed default-init adapter shifts it
     assert shift["small"]["change"] < 0.05                       # the small-init one is drowned out

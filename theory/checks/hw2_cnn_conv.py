@@ -2,9 +2,9 @@
 convolution gradients as matrices, skip connections).
 
 What comes from the ``hw2_cnn`` package and what is computed here. The receptive field (closed form and its
-autograd measurement), the output sizes, the convolution matrices, the FLOP counter and the bilinear sampler are
-imported, so the answers check the code the practical part ships. Computed here *on purpose*, because their
-independence is the check:
+autograd measurement), the output sizes, the convolution matrices, the FLOP counter and the bilinear sampler
+are imported, so the answers check the code the practical part ships. Computed here *on purpose*, because
+their independence is the check:
 
 * the Minkowski-sum offsets of a receptive field (integer arithmetic), compared with the package's gradient
   measurement, and the hole-free criterion of Q2.2, compared with the same measurement;
@@ -46,7 +46,7 @@ def tap_steps(layers: Sequence[ConvLayerSpec]) -> list[int]:
 
 def minkowski_offsets(layers: Sequence[ConvLayerSpec]) -> list[int]:
     """Input offsets (one axis) seen by one output unit, by integer arithmetic only:
-    {0} + g_1 {0..k_1-1} + ... + g_L {0..k_L-1} (a Minkowski sum, so the order of the layers does not enter)."""
+    {0} + g_1 {0..k_1-1} + ... + g_L {0..k_L-1}, a Minkowski sum: the order of the layers does not enter."""
     offsets = {0}
     for layer, step in zip(layers, tap_steps(layers)):
         offsets = {o + step * t for o in offsets for t in range(layer.kernel_size)}
@@ -57,7 +57,7 @@ def minkowski_offsets(layers: Sequence[ConvLayerSpec]) -> list[int]:
 def measured_offsets(layers: Sequence[ConvLayerSpec], input_size: int | None = None) -> list[int]:
     """Rows where the package's measured |d output[centre] / d input| is nonzero, shifted to start at 0.
 
-    For square kernels the support is the product (rows) x (columns); that is asserted, so one axis says it all.
+    For square kernels the support is the product (rows) x (columns); that is asserted, so one axis suffices.
     """
     grad = input_gradient_map(layers, input_size) != 0
     rows, cols = torch.nonzero(grad.any(1)).flatten(), torch.nonzero(grad.any(0)).flatten()
@@ -96,7 +96,8 @@ def hole_free_in_layer_order(layers: Sequence[ConvLayerSpec]) -> bool:
 
 def stack_macs(layers: Sequence[ConvLayerSpec], size: int, channels: int = 1) -> int:
     """Multiply-adds of the unpadded stack on a size x size input with C_in = C_out = channels:
-    sum_l k_l^2 C^2 H_l^2, H_l from the package's ``conv_output_size`` (ValueError if a layer has no output)."""
+    sum_l k_l^2 C^2 H_l^2, H_l from the package's ``conv_output_size`` (ValueError if a layer has no
+    output)."""
     total, h = 0, size
     for layer in layers:
         h = conv_output_size(h, layer.kernel_size, layer.stride, 0, layer.dilation)
@@ -148,7 +149,8 @@ class SearchResult:
 
 
 def cheapest_design(num_layers: int, size: int, threshold: float, kernel: int = 3,
-                    dilations: Sequence[int] = range(1, 10), strides: Sequence[int] = (1, 2, 3, 4)) -> SearchResult:
+                    dilations: Sequence[int] = range(1, 10),
+                    strides: Sequence[int] = (1, 2, 3, 4)) -> SearchResult:
     """Exhaustive search for Q2.2: the cheapest design whose *measured* field has no holes and R_relative > T.
 
     All designs are ranked by MACs (ties: smaller dilations, then smaller strides, first); the package's
@@ -182,13 +184,16 @@ def bilinear_weights(u: float, v: float) -> tuple[int, int, list[float]]:
 def formula_value(fmap: torch.Tensor, u: float, v: float) -> float:
     """The Q3.1 formula evaluated on fmap (H, W)."""
     i, j, w = bilinear_weights(u, v)
-    return float(w[0] * fmap[i, j] + w[1] * fmap[i, j + 1] + w[2] * fmap[i + 1, j] + w[3] * fmap[i + 1, j + 1])
+    return float(w[0] * fmap[i, j] + w[1] * fmap[i, j + 1]
+                 + w[2] * fmap[i + 1, j] + w[3] * fmap[i + 1, j + 1])
 
 
-def package_value(fmap: torch.Tensor, x: float, y: float, image_size: int = 32, aligned: bool = True) -> float:
+def package_value(fmap: torch.Tensor, x: float, y: float, image_size: int = 32,
+                  aligned: bool = True) -> float:
     """The package's answer for image point (x, y): ``feature_coordinates`` then ``bilinear_sample``."""
     u, v = feature_coordinates((x, y), image_size, fmap.shape[-1], aligned)
-    return float(bilinear_sample(fmap[None], torch.tensor(v, dtype=fmap.dtype), torch.tensor(u, dtype=fmap.dtype)))
+    v_t, u_t = torch.tensor(v, dtype=fmap.dtype), torch.tensor(u, dtype=fmap.dtype)
+    return float(bilinear_sample(fmap[None], v_t, u_t))
 
 
 @one_thread
@@ -260,8 +265,8 @@ def skip_block_singular_values(form: str, activation: str, weight_norm: float = 
     Weights are random with spectral norm exactly ``weight_norm`` (= 1 - eps); the inputs and biases are drawn
     at scales from 0.1 to 10 so that the outer activation is sometimes saturated (tanh) or off (ReLU).
     Returns ``smin`` (draws,), ``gamma`` = min_i |g'(z^{l+2}_i + a_i)| (draws,; ones for the identity form),
-    and, for a random upstream gradient delta per draw, ``passed`` = ||J^T delta|| and ``active`` = ||D delta||
-    with D = diag g'(z^{l+2} + a) (= ||delta|| for the identity form).
+    and, for a random upstream gradient delta per draw, ``passed`` = ||J^T delta|| and ``active`` =
+    ||D delta|| with D = diag g'(z^{l+2} + a) (= ||delta|| for the identity form).
     """
     act, dact = ACTIVATIONS[activation]
     g = _gen(seed)

@@ -1,9 +1,9 @@
 """Executable checks for ``theory/hw2_cnn.md`` question Q6 (MobileNets, SE, NAS, progressive shrinking).
 
-The blocks and cost formulas of the practical package are imported (``hw2_cnn.flops``: the separable conv, its
-cost ratio, FLOP measurement with ``FlopCounterMode`` (2 FLOPs per multiply-add) and parameter counting;
-``hw2_cnn.mobilenet``: ``InvertedResidual``, ``SqueezeExcite``, ``se_params``), so the answers check the shipped
-code. Independent references, kept because their independence is the check: torchvision's
+The blocks and cost formulas of the practical package are imported (``hw2_cnn.flops``: the separable conv,
+its cost ratio, FLOP measurement with ``FlopCounterMode`` (2 FLOPs per multiply-add) and parameter counting;
+``hw2_cnn.mobilenet``: ``InvertedResidual``, ``SqueezeExcite``, ``se_params``), so the answers check the
+shipped code. Independent references, kept because their independence is the check: torchvision's
 ``SqueezeExcitation``, ``resnet50`` and ResNet ``Bottleneck``, hand-written formulas, autograd and Monte-Carlo
 estimates in float64.
 """
@@ -169,8 +169,8 @@ def se_formula(u: torch.Tensor, w1, b1, w2, b2) -> torch.Tensor:
 
 
 def se_matches_references(channels: int = 16, r: int = 4, seed: int = 0) -> tuple[bool, bool]:
-    """The hand-written SE formula == torchvision's ``SqueezeExcitation`` and == the package's ``SqueezeExcite``,
-    each with its own random weights plugged into the formula."""
+    """The hand-written SE formula == torchvision's ``SqueezeExcitation`` and == the package's
+    ``SqueezeExcite``, each with its own random weights plugged into the formula."""
     from torchvision.ops.misc import SqueezeExcitation
 
     torch.manual_seed(seed)
@@ -179,14 +179,15 @@ def se_matches_references(channels: int = 16, r: int = 4, seed: int = 0) -> tupl
     ours = SqueezeExcite(channels, r).double()
     fc = lambda conv: conv.weight[:, :, 0, 0]                  # noqa: E731  (a 1x1 conv is an FC layer)
     tv_ok = torch.allclose(se_formula(u, fc(tv.fc1), tv.fc1.bias, fc(tv.fc2), tv.fc2.bias), tv(u))
-    ours_ok = torch.allclose(se_formula(u, fc(ours.reduce), ours.reduce.bias, fc(ours.expand), ours.expand.bias),
-                             ours(u))
+    ours_formula = se_formula(u, fc(ours.reduce), ours.reduce.bias, fc(ours.expand), ours.expand.bias)
+    ours_ok = torch.allclose(ours_formula, ours(u))
     return tv_ok, ours_ok
 
 
 def se_costs(channels: int, r: int, size: int) -> dict[str, int]:
-    """The package's ``SqueezeExcite``: parameters counted on the built module and by the package's ``se_params``;
-    multiply-adds measured (the two FC layers; pooling and scaling are not multiply-adds of a conv/matmul)."""
+    """The package's ``SqueezeExcite``: parameters counted on the built module and by the package's
+    ``se_params``; multiply-adds measured (the two FC layers; the pooling and the scaling are not counted,
+    they are not multiply-adds of a conv or a matmul)."""
     se = SqueezeExcite(channels, r)
     return {"params": count_parameters(se), "params_formula": se_params(channels, r),
             "macs": measure_flops(se, (channels, size, size)) // 2}
@@ -216,10 +217,11 @@ class _BiasFreeSE(nn.Module):
 
 @one_thread
 def se_resnet50(r: int = 16, biases: bool = False) -> dict[str, int]:
-    """Build SE-ResNet-50: torchvision's ResNet-50 with an SE block after the last BN of every bottleneck (before
-    the shortcut addition, as in Hu et al.), then count. ``biases`` selects the package's ``SqueezeExcite`` (FC
-    biases) instead of the bias-free SE. Returns the parameters of both networks, their difference, and how many
-    SE blocks a forward pass (one 3x224x224 image) actually ran (the count is only meaningful if all 16 are used).
+    """Build SE-ResNet-50: torchvision's ResNet-50 with an SE block after the last BN of every bottleneck
+    (before the shortcut addition, as in Hu et al.), then count. ``biases`` selects the package's
+    ``SqueezeExcite`` (FC biases) instead of the bias-free SE. Returns the parameters of both networks, their
+    difference, and how many SE blocks a forward pass (one 3x224x224 image) actually ran (the count is only
+    meaningful if all 16 are used).
     Built on the meta device: exact shapes and a real forward graph, no memory, no initialisation cost."""
     from torchvision.models import resnet50
 
@@ -308,10 +310,10 @@ def mnas_search_dag(num_blocks: int, choices: dict[str, int]) -> dict[str, list[
 
 
 def ofa_unit_count(depths=(2, 3, 4), kernels=(3, 5, 7), expansions=(3, 4, 6)) -> dict[str, int]:
-    """Once-for-All, one unit: enumerate every setting of its elastic knobs (a depth D and a (kernel, expansion)
-    pair for *each* of the max(depths) layers) and count the distinct sub-networks they select, OFA's elastic
-    depth keeping the first D layers (so the knobs of skipped layers select nothing). Returned with the closed
-    form sum_D (|K| |E|)^D for comparison."""
+    """Once-for-All, one unit: enumerate every setting of its elastic knobs (a depth D and a (kernel,
+    expansion) pair for *each* of the max(depths) layers) and count the distinct sub-networks they select,
+    OFA's elastic depth keeping the first D layers (so the knobs of skipped layers select nothing). Returned
+    with the closed form sum_D (|K| |E|)^D for comparison."""
     per_layer = list(itertools.product(kernels, expansions))
     settings, subnets = 0, set()
     for depth in depths:
@@ -323,23 +325,25 @@ def ofa_unit_count(depths=(2, 3, 4), kernels=(3, 5, 7), expansions=(3, 4, 6)) ->
 
 
 class ElasticUnit:
-    """A toy OFA unit with shared weights: ``max_depth`` inverted-residual layers built at the largest kernel and
-    expansion. A sub-network runs the first D layers, the centre k x k of each depthwise kernel and the first
-    e*C hidden channels (OFA's elastic depth, kernel and width; the kernel transformation matrices are left out)."""
+    """A toy OFA unit with shared weights: ``max_depth`` inverted-residual layers built at the largest kernel
+    and expansion. A sub-network runs the first D layers, the centre k x k of each depthwise kernel and the
+    first e*C hidden channels (OFA's elastic depth, kernel and width; its kernel transformation matrices are
+    left out)."""
 
     def __init__(self, channels: int = 2, max_depth: int = 4, max_kernel: int = 7, max_expansion: int = 6,
                  seed: int = 0):
         g = _gen(seed)
         hidden = channels * max_expansion
         self.channels, self.max_kernel = channels, max_kernel
-        self.expand = [torch.randn(hidden, channels, 1, 1, generator=g, dtype=DTYPE) for _ in range(max_depth)]
-        self.depthwise = [torch.randn(hidden, 1, max_kernel, max_kernel, generator=g, dtype=DTYPE) / max_kernel
-                          for _ in range(max_depth)]
+        self.expand = [torch.randn(hidden, channels, 1, 1, generator=g, dtype=DTYPE)
+                       for _ in range(max_depth)]
+        self.depthwise = [torch.randn(hidden, 1, max_kernel, max_kernel, generator=g, dtype=DTYPE)
+                          / max_kernel for _ in range(max_depth)]
         self.project = [torch.randn(channels, hidden, 1, 1, generator=g, dtype=DTYPE) / hidden
                         for _ in range(max_depth)]
 
     def __call__(self, x: torch.Tensor, depth: int, layers) -> torch.Tensor:
-        """x: (N, C, H, W); layers: one (kernel, expansion) per layer of the unit, used for the first ``depth``."""
+        """x: (N, C, H, W); layers: one (kernel, expansion) per layer of the unit; the first ``depth`` run."""
         for i in range(depth):
             k, e = layers[i]
             h, lo = e * self.channels, (self.max_kernel - k) // 2
@@ -356,7 +360,8 @@ def ofa_settings_vs_functions(samples: int = 300, seed: int = 0, depths=(2, 3, 4
     sub-network (same first-D layers) must give identical outputs, different sub-networks different ones.
     Returns the settings tried, the distinct sub-networks among them, and the distinct functions observed."""
     g = _gen(seed)
-    unit = ElasticUnit(max_depth=max(depths), max_kernel=max(kernels), max_expansion=max(expansions), seed=seed)
+    unit = ElasticUnit(max_depth=max(depths), max_kernel=max(kernels), max_expansion=max(expansions),
+                       seed=seed)
     x = torch.randn(1, unit.channels, 6, 6, generator=g, dtype=DTYPE)
     per_layer = list(itertools.product(kernels, expansions))
     outputs: dict[tuple, torch.Tensor] = {}
@@ -369,7 +374,8 @@ def ofa_settings_vs_functions(samples: int = 300, seed: int = 0, depths=(2, 3, 4
             consistent &= torch.equal(outputs[key], out)
         outputs[key] = out
     functions = len({tuple(torch.round(o.flatten(), decimals=9).tolist()) for o in outputs.values()})
-    return {"settings": samples, "subnets": len(outputs), "functions": functions, "consistent": int(consistent)}
+    return {"settings": samples, "subnets": len(outputs), "functions": functions,
+            "consistent": int(consistent)}
 
 
 def channel_sorting_preserves_function(seed: int = 0) -> bool:

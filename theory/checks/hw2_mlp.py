@@ -267,8 +267,8 @@ def newton_one_step(n: int = 5, seed: int = 0) -> tuple[float, float]:
 
 
 def newton_on_saddle(steps: int = 10, lr: float = 0.1) -> tuple[list[float], list[float], float]:
-    """f(x, y) = x^2 - y^2 from (1, 0.1), gradients and Hessian from autograd (no hand-typed H): one Newton step,
-    ``steps`` GD steps, and the gradient norm at Newton's landing point (0 there: a stationary point, the saddle)."""
+    """f(x, y) = x^2 - y^2 from (1, 0.1), gradients and Hessian from autograd (no hand-typed H): one Newton
+    step, ``steps`` GD steps, and the gradient norm at Newton's landing point (0: it is the saddle)."""
     f = lambda w: w[0] ** 2 - w[1] ** 2  # noqa: E731
     grad = lambda w: torch.autograd.functional.jacobian(f, w)  # noqa: E731
     w0 = torch.tensor([1.0, 0.1], dtype=DTYPE)

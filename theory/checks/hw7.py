@@ -189,8 +189,8 @@ def lora_extra_flops(batch: int, d_in: int, d_out: int, rank: int) -> int:
 # ------------------------------------------------------------------------- adapter vs ConvBlock (T2d)
 @dataclass(frozen=True)
 class AdapterSim:
-    """A frozen, pre-trained ConvBlock (3x3 conv, BN, ReLU) followed by the next frozen block, and a bottleneck
-    adapter (1x1 down, ReLU, 1x1 up) in parallel with the first block.
+    """A frozen, pre-trained ConvBlock (3x3 conv, BN, ReLU) followed by the next frozen block, and a
+    bottleneck adapter (1x1 down, ReLU, 1x1 up) in parallel with the first block.
 
     Both BNs are in eval mode with running statistics estimated beforehand on ``calibration_batches`` batches
     ("pre-training"); every measurement uses a fresh batch, so nothing is renormalised by construction.
@@ -229,8 +229,8 @@ def adapter_outputs(sim: AdapterSim = AdapterSim()) -> dict[str, torch.Tensor]:
     Fix A ("adapter_fixed"): the default-init adapter's output normalised per channel by statistics frozen on
     the calibration batches (a BN without affine, in eval mode), times a learnable per-channel scale s.
     Fix B ("block_with_inner_adapter"): the default-init adapter added to the conv output *before* the block's
-    frozen BN and ReLU; "block_with_inner_adapter_restat" re-estimates that BN's statistics with the adapter in
-    place (on the calibration batches) before measuring on the fresh batch.
+    frozen BN and ReLU; "block_with_inner_adapter_restat" re-estimates that BN's statistics with the adapter
+    in place (on the calibration batches) before measuring on the fresh batch.
     Keys ``next_in/<variant>`` hold the input of the next block's frozen BN (the next conv's output) for the
     variants ``block`` (no adapter), ``small``, ``default``, ``fix_a``, ``fix_b``, ``fix_b_restat``.
     """
@@ -266,10 +266,12 @@ def adapter_outputs(sim: AdapterSim = AdapterSim()) -> dict[str, torch.Tensor]:
         out["block_with_inner_adapter_restat"] = torch.relu(bn_restat(conv(x) + out["adapter_default"]))
         feeds = {"block": out["conv"], "small": out["conv"] + out["adapter"],
                  "default": out["conv"] + out["adapter_default"], "fix_a": out["conv"] + out["adapter_fixed"],
-                 "fix_b": out["block_with_inner_adapter"], "fix_b_restat": out["block_with_inner_adapter_restat"]}
+                 "fix_b": out["block_with_inner_adapter"],
+                 "fix_b_restat": out["block_with_inner_adapter_restat"]}
         for name, feed in feeds.items():
             out[f"next_in/{name}"] = next_conv(feed)
-    out["next_running_mean"], out["next_running_var"] = next_bn.running_mean.clone(), next_bn.running_var.clone()
+    out["next_running_mean"] = next_bn.running_mean.clone()
+    out["next_running_var"] = next_bn.running_var.clone()
     return out
 
 

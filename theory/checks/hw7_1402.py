@@ -43,8 +43,8 @@ def darts_mixed_op(x: torch.Tensor, alpha: torch.Tensor, ops) -> torch.Tensor:
     return sum(wi * op(x) for wi, op in zip(w, ops))
 
 
-# MetaQNN toy: an architecture is a sequence of at most two layers from {"conv", "pool"}, then "stop"; the reward
-# (a made-up validation accuracy) is paid when the network is finished.
+# MetaQNN toy: an architecture is a sequence of at most two layers from {"conv", "pool"}, then "stop"; the
+# reward (a made-up validation accuracy) is paid when the network is finished.
 TOY_ACCURACY = {("conv",): 0.60, ("pool",): 0.55, ("conv", "conv"): 0.70, ("conv", "pool"): 0.80,
                 ("pool", "conv"): 0.65, ("pool", "pool"): 0.50}
 
@@ -55,7 +55,8 @@ def _actions(state: tuple[str, ...], max_layers: int = 2) -> list[str]:
 
 
 def exact_q(accuracy: dict = TOY_ACCURACY) -> dict[tuple, float]:
-    """Q*(s, a) by backward induction (gamma = 1): Q(s, stop) = accuracy(s), Q(s, layer) = max_a' Q(s + layer, a')."""
+    """Q*(s, a) by backward induction (gamma = 1): Q(s, stop) = accuracy(s),
+    Q(s, layer) = max_a' Q(s + layer, a')."""
     q: dict[tuple, float] = {}
 
     def value(state):
@@ -305,9 +306,10 @@ class QuadraticDiscriminator:
 @torch_threads(1)
 def cyclegan_with_trained_discriminators(G_matrix: torch.Tensor, F_matrix: torch.Tensor, n: int = 1000,
                                          seed: int = 0) -> dict[str, float]:
-    """Linear generators G(x) = G_matrix x, F(y) = F_matrix y between X ~ N(0, I) and Y = M X', M = [[2, 0], [1, 1]]
-    (unpaired samples). D_Y is trained on real y vs G(x), D_X on real x vs F(y); the generator loss (BCE,
-    non-saturating) is then evaluated on fresh samples with those trained discriminators."""
+    """Linear generators G(x) = G_matrix x, F(y) = F_matrix y between X ~ N(0, I) and Y = M X',
+    M = [[2, 0], [1, 1]] (unpaired samples). D_Y is trained on real y vs G(x), D_X on real x vs F(y); the
+    generator loss (BCE, non-saturating) is then evaluated on fresh samples with those trained
+    discriminators."""
     g = torch.Generator().manual_seed(seed)
     M = torch.tensor([[2.0, 0.0], [1.0, 1.0]], dtype=torch.float64)
     draw_x = lambda: torch.randn(n, 2, generator=g, dtype=torch.float64)           # noqa: E731
