@@ -1,17 +1,18 @@
-"""ViT + LoRA with PEFT, trained by ``transformers.Trainer``, and top-5 prediction of a new image (hw5.P5).
+"""ViT + LoRA with PEFT, and top-5 prediction of a new image (hw5.P5); training is in :mod:`.training`.
 
 Steps of the homework, one function each::
 
     model, processor = build_vit(DEFAULT_MODEL_ID, data.labels)     # or build_vit(TinyViT(), ...) offline
-    lora_model, counts = add_lora(model, LoraSettings(r=16))         # prints trainable vs all parameters
+    lora_model, counts = add_lora(model, LoraSettings(r=16))         # trainable vs base-model parameters
     result = train_classifier(lora_model, train_ds, val_ds, "build/lora", TrainConfig(num_epochs=5))
     predict_image(lora_model, processor, "photo.jpg")                # [(label, probability)] * 5
 
-``build_vit`` takes a hub id, a local folder saved with ``save_pretrained``, a ``ViTConfig`` or a
-:class:`TinyViT` (random weights, the quick profile's stand-in: its accuracies mean nothing). The classifier
-is always a fresh ``len(labels)``-way head. A hub id that cannot be reached (``HF_HUB_OFFLINE=1`` or no route
-to the hub) is only looked up in the local cache, and a miss is a :class:`ModelUnavailableError` that says how
-to supply a local copy, instead of minutes of download retries.
+``build_vit`` takes a hub id, a local folder saved with ``save_pretrained`` (model + image processor), a
+``ViTConfig`` or a :class:`TinyViT` (random weights, the quick profile's stand-in: its accuracies mean nothing).
+The classifier is always a fresh ``len(labels)``-way head. Where a pretrained model comes from follows
+:func:`common.pretrained.resolve_pretrained`: a local folder, else the Hugging Face cache, else the hub only when
+``DLHW_DOWNLOAD=1``; otherwise :class:`common.ModelNotFoundError` says how to supply it, with no network
+traffic and no retries.
 
 Module names: the homework's (and the PEFT guide's) ``target_modules=["query", "value"]`` are the attention
 projections' names before transformers 5; version 5 calls them ``q_proj``/``v_proj`` (checkpoints are renamed
@@ -19,25 +20,22 @@ on load). :func:`resolve_target_modules` maps one spelling onto whichever the mo
 """
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass, field
+import contextlib
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from common import DataNotFoundError, load_image
+from common import DataNotFoundError, ModelNotFoundError, count_parameters, load_image
+from common.pretrained import downloads_allowed, resolve_pretrained
 
-from .food_data import collate, hub_reachable, image_transforms
+from .food_data import image_transforms
 
 DEFAULT_MODEL_ID = "google/vit-base-patch16-224-in21k"
 # pre-v5 ViT attention names -> v5 names (transformers/conversion_mapping.py renames checkpoints this way)
 ATTENTION_ALIASES = {"query": "q_proj", "key": "k_proj", "value": "v_proj", "q_proj": "query",
                      "k_proj": "key", "v_proj": "value"}
-
-
-class ModelUnavailableError(OSError):
-    """A pretrained model was asked for but cannot be loaded here (offline without a copy, wrong folder)."""
 
 
 @dataclass(frozen=True)
@@ -72,20 +70,26 @@ class LoraSettings:
 
 @dataclass(frozen=True)
 class ParamCount:
-    """``trainable`` and ``total`` as PEFT counts them (total includes LoRA weights and the frozen copy of the
-    head that ``modules_to_save`` keeps); ``base``: parameters of the model before wrapping."""
+    """Parameter counts of a LoRA model (:func:`common.count_parameters`).
+
+    ``base``: the model before wrapping (backbone + new head) -- the one denominator this project uses for
+    "trainable share"; ``trainable``: LoRA matrices + the trained head; ``peft_total``: everything the PEFT
+    model holds (base + LoRA + the frozen original head that ``modules_to_save`` keeps beside its trained
+    copy), which is PEFT's own ``all params`` and so gives a different, smaller percentage.
+    """
 
     trainable: int
-    total: int
     base: int
+    peft_total: int
 
     @property
     def fraction(self) -> float:
-        return self.trainable / self.total
+        """``trainable / base``."""
+        return self.trainable / self.base
 
     def __str__(self) -> str:
-        return (f"trainable params: {self.trainable:,} || all params: {self.total:,} || "
-                f"trainable%: {100 * self.fraction:.4f} (base model: {self.base:,})")
+        return (f"trainable parameters: {self.trainable:,} = {100 * self.fraction:.2f} % of the "
+                f"{self.base:,} parameters of the base model (backbone + new head)")
 
 
 # ------------------------------------------------------------------------------------------ model
@@ -120,34 +124,64 @@ def build_vit(model: str | Path | object, labels, seed: int = 0):
     return load_pretrained_vit(str(model), labels)
 
 
-def load_pretrained_vit(name_or_path: str, labels):
-    """A pretrained image classifier from the hub or a folder, head replaced by a ``len(labels)``-way one."""
+def is_local_path(model: str | Path) -> bool:
+    """Whether ``model`` names a folder rather than a hub id (``owner/name``): it exists, starts with
+    ``.``, ``/`` or ``~``, or has more than one ``/``."""
+    text = str(model)
+    return Path(text).expanduser().exists() or text.startswith((".", "/", "~")) or text.count("/") > 1
+
+
+def resolve_vit_source(model: str | Path, flag: str = "--model") -> tuple[str, bool]:
+    """``(name_or_path, local_files_only)`` for a pretrained ViT and its image processor; raises
+    :class:`ModelNotFoundError` naming the fix. Touches no network."""
+    text = str(model)
+    if is_local_path(text):
+        path = Path(resolve_pretrained(DEFAULT_MODEL_ID, text, what="ViT model", flag=flag))
+        missing = [f for f in ("config.json", "preprocessor_config.json") if not (path / f).is_file()]
+        weights = list(path.glob("*.safetensors")) + list(path.glob("pytorch_model*.bin"))
+        if not path.is_dir() or missing or not weights:
+            lacks = ", ".join(missing + ([] if weights else ["the weights (*.safetensors)"])) or "its files"
+            raise ModelNotFoundError(f"ViT model folder {path} lacks {lacks}; write it with model.save_pretrained"
+                                     f"(folder) and image_processor.save_pretrained(folder), or pass a hub id.")
+        return str(path), True
+    resolve_pretrained(text, what="ViT model", flag=flag)
+    resolve_pretrained(text, what="ViT image processor", flag=flag, cache_files=("preprocessor_config.json",))
+    return text, not downloads_allowed()
+
+
+@contextlib.contextmanager
+def quiet_transformers():
+    """Silence transformers for a block: its load report (with ``ignore_mismatched_sizes`` it lists the new
+    head as "newly initialized ... you should TRAIN", which is the point here, not news) and its
+    "Loading weights"/"Writing model shards" bars, which stay as frozen lines in notebooks and logs."""
+    from transformers.utils import logging as hf_logging
+
+    level, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
+def load_pretrained_vit(name_or_path: str | Path, labels, flag: str = "--model"):
+    """A pretrained image classifier from a folder or the hub (cache), head replaced by a ``len(labels)``-way
+    one, and its image processor."""
     from transformers import AutoImageProcessor, AutoModelForImageClassification
 
-    local = Path(name_or_path).expanduser()
-    if local.exists():
-        name_or_path, offline = str(local), True
-    elif name_or_path.startswith((".", "/", "~")) or name_or_path.count("/") > 1:
-        raise ModelUnavailableError(f"model folder {local} does not exist. Pass a folder written by "
-                                    f"`save_pretrained` (config.json + weights) or a hub id like "
-                                    f"{DEFAULT_MODEL_ID!r}.")
-    else:
-        offline = not hub_reachable()
+    source, local_only = resolve_vit_source(name_or_path, flag)
     try:
-        processor = AutoImageProcessor.from_pretrained(name_or_path, local_files_only=offline)
-        model = AutoModelForImageClassification.from_pretrained(
-            name_or_path, local_files_only=offline, ignore_mismatched_sizes=True, **_label_kwargs(labels))
-    except (OSError, ValueError) as err:
-        if local.exists():
-            how = "check that the folder holds config.json, the weights and preprocessor_config.json"
-        else:
-            how = (f"this machine is offline (HF_HUB_OFFLINE=1 or no route to the hub) and the model is not "
-                   f"in the Hugging Face cache. On a connected machine run `hf download {name_or_path} "
-                   f"--local-dir <folder>` (or `huggingface-cli download ...`), copy the folder here and "
-                   f"pass its path as the model; for an offline pipeline check use the quick profile's "
-                   f"tiny ViT")
-        raise ModelUnavailableError(f"cannot load the model {name_or_path!r}: {how}. "
-                                    f"[{type(err).__name__}: {str(err).splitlines()[0][:160]}]") from err
+        with quiet_transformers():
+            processor = AutoImageProcessor.from_pretrained(source, local_files_only=local_only)
+            model = AutoModelForImageClassification.from_pretrained(
+                source, local_files_only=local_only, ignore_mismatched_sizes=True, **_label_kwargs(labels))
+    except (OSError, ValueError) as err:  # an incomplete cache or folder, a download that failed
+        raise ModelNotFoundError(f"cannot load the ViT {source!r} ({type(err).__name__}: "
+                                 f"{' '.join(str(err).split())[:160]}); pass {flag} <folder> written by "
+                                 f"save_pretrained, or set DLHW_DOWNLOAD=1 on a machine with internet.") from None
     return model, processor
 
 
@@ -166,22 +200,27 @@ def resolve_target_modules(model: torch.nn.Module, names) -> list[str]:
     return resolved
 
 
-def add_lora(model: torch.nn.Module, settings: LoraSettings = LoraSettings(), *, verbose: bool = True,
+def add_lora(model: torch.nn.Module, settings: LoraSettings = LoraSettings(), *, verbose: bool = False,
              init_lora_weights: bool | str = True):
     """Freeze ``model``, add LoRA to ``settings.target_modules`` and train the head; return
-    ``(peft_model, ParamCount)`` and print the counts.
+    ``(peft_model, ParamCount)``; ``verbose`` prints the counts.
 
     ``init_lora_weights=False`` draws B at random instead of zero (so the adapter changes the output at once;
     used to test merging without training).
     """
     from peft import LoraConfig, get_peft_model
 
-    base = sum(p.numel() for p in model.parameters())
+    base = count_parameters(model)
     config = LoraConfig(r=settings.r, lora_alpha=settings.alpha, lora_dropout=settings.dropout, bias="none",
                         target_modules=resolve_target_modules(model, settings.target_modules),
                         modules_to_save=list(settings.modules_to_save), init_lora_weights=init_lora_weights)
-    peft_model = get_peft_model(model, config)
-    counts = ParamCount(*peft_model.get_nb_trainable_parameters(), base=base)
+    with warnings.catch_warnings():
+        # PEFT probes `model.is_gradient_checkpointing`, which transformers 5 deprecates with a FutureWarning
+        # that names neither this code nor anything a user could change
+        warnings.filterwarnings("ignore", "`is_gradient_checkpointing` is deprecated", FutureWarning)
+        peft_model = get_peft_model(model, config)
+    counts = ParamCount(trainable=count_parameters(peft_model, trainable_only=True), base=base,
+                        peft_total=count_parameters(peft_model))
     if verbose:
         print(counts)
     return peft_model, counts
@@ -192,120 +231,6 @@ def lora_trainable_formula(config, r: int, num_targets: int = 2) -> int:
     ``L * num_targets * r * (d + d) + (d * K + K)``."""
     d, layers, k = config.hidden_size, config.num_hidden_layers, config.num_labels
     return layers * num_targets * r * 2 * d + d * k + k
-
-
-# ------------------------------------------------------------------------------------------ training
-@dataclass(frozen=True)
-class TrainConfig:
-    """``Trainer`` settings; the defaults follow the PEFT guide (lr 5e-3 for LoRA, 5 epochs)."""
-
-    num_epochs: int = 5
-    lr: float = 5e-3
-    batch_size: int = 128
-    eval_batch_size: int = 256
-    grad_accum: int = 1
-    weight_decay: float = 0.0
-    num_workers: int = 0
-    seed: int = 0
-    progress: bool = True
-
-
-@dataclass
-class TrainResult:
-    """The trainer (its model holds the best checkpoint's weights) and one record per epoch."""
-
-    trainer: object
-    epochs: list[dict] = field(default_factory=list)  # {epoch, train_loss, val_loss, val_accuracy, seconds}
-
-    @property
-    def best_accuracy(self) -> float:
-        return max(e["val_accuracy"] for e in self.epochs)
-
-    def curve(self, key: str) -> list[float]:
-        return [e[key] for e in self.epochs]
-
-
-def accuracy_metric(eval_pred) -> dict[str, float]:
-    """``compute_metrics`` for the Trainer: top-1 accuracy of (N, K) logits against (N,) labels."""
-    logits, labels = eval_pred.predictions, eval_pred.label_ids
-    return {"accuracy": float((np.argmax(logits, axis=-1) == labels).mean())}
-
-
-def _epoch_timer():
-    from transformers import TrainerCallback
-
-    class EpochTimer(TrainerCallback):
-        """Wall seconds of each training epoch (``on_epoch_end`` fires before the evaluation)."""
-
-        def __init__(self):
-            self.seconds: list[float] = []
-
-        def on_epoch_begin(self, args, state, control, **kwargs):
-            self._tic = time.perf_counter()
-
-        def on_epoch_end(self, args, state, control, **kwargs):
-            self.seconds.append(time.perf_counter() - self._tic)
-
-    return EpochTimer()
-
-
-def training_arguments(output_dir: str | Path, cfg: TrainConfig):
-    """Evaluate and save every epoch, keep the best checkpoint by accuracy, GPU (bf16) when present."""
-    from transformers import TrainingArguments
-
-    cuda = torch.cuda.is_available()
-    return TrainingArguments(
-        output_dir=str(output_dir), remove_unused_columns=False,  # keep the transformed column for collate
-        eval_strategy="epoch", save_strategy="epoch", logging_strategy="epoch",
-        load_best_model_at_end=True, metric_for_best_model="accuracy", greater_is_better=True,
-        save_total_limit=1, save_only_model=True, label_names=["labels"],
-        learning_rate=cfg.lr, weight_decay=cfg.weight_decay, num_train_epochs=cfg.num_epochs,
-        per_device_train_batch_size=cfg.batch_size, per_device_eval_batch_size=cfg.eval_batch_size,
-        gradient_accumulation_steps=cfg.grad_accum, dataloader_num_workers=cfg.num_workers,
-        dataloader_pin_memory=cuda, use_cpu=not cuda, bf16=cuda and torch.cuda.is_bf16_supported(),
-        seed=cfg.seed, report_to=[], disable_tqdm=not cfg.progress)
-
-
-def _best_checkpoint_trainer():
-    from transformers import Trainer
-
-    class BestCheckpointTrainer(Trainer):
-        """``Trainer`` whose end-of-training reload of the best checkpoint also works for plain ViTs.
-
-        transformers 5 saves checkpoints with the legacy key names (``...attention.attention.query``) but
-        ``Trainer._load_best_model`` loads them by a raw ``load_state_dict(strict=False)``: for a plain ViT
-        nothing matches and the last epoch's weights silently stay (transformers issue #43701). Loading with
-        ``from_pretrained`` applies the renaming; PEFT adapters (current names) use the stock path.
-        """
-
-        def _load_best_model(self):
-            if hasattr(self.model, "peft_config") or not hasattr(self.model, "from_pretrained"):
-                return super()._load_best_model()
-            best = type(self.model).from_pretrained(self.state.best_model_checkpoint)
-            self.model.load_state_dict(best.state_dict())  # strict: every key must match
-
-    return BestCheckpointTrainer
-
-
-def train_classifier(model, train_ds, val_ds, output_dir: str | Path,
-                     cfg: TrainConfig = TrainConfig()) -> TrainResult:
-    """Train ``model`` with ``transformers.Trainer`` on preprocessed datasets (``food_data.preprocess``)."""
-    timer = _epoch_timer()
-    trainer_class = _best_checkpoint_trainer()
-    trainer = trainer_class(model=model, args=training_arguments(output_dir, cfg), train_dataset=train_ds,
-                            eval_dataset=val_ds, data_collator=collate, compute_metrics=accuracy_metric,
-                            callbacks=[timer])
-    if not cfg.progress:  # without progress bars the Trainer prints every log dict; keep the output short
-        from transformers.trainer_callback import PrinterCallback
-
-        trainer.remove_callback(PrinterCallback)
-    trainer.train()
-    train_logs = [h for h in trainer.state.log_history if "loss" in h and "eval_loss" not in h]
-    eval_logs = [h for h in trainer.state.log_history if "eval_accuracy" in h]
-    epochs = [{"epoch": int(round(e["epoch"])), "train_loss": t["loss"], "val_loss": e["eval_loss"],
-               "val_accuracy": e["eval_accuracy"], "seconds": s}
-              for t, e, s in zip(train_logs, eval_logs, timer.seconds)]
-    return TrainResult(trainer, epochs)
 
 
 # ------------------------------------------------------------------------------------------ prediction

@@ -15,16 +15,24 @@ For each method, on a fresh copy of the same base model, :func:`compare_methods`
 """
 from __future__ import annotations
 
+import contextlib
 import gc
+import os
+import re
 import statistics
+import sys
+import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
 import torch
 
+from common import count_parameters
+
 from .food_data import collate
-from .lora import LoraSettings, TrainConfig, TrainResult, add_lora, train_classifier
+from .lora import LoraSettings, add_lora, quiet_transformers
+from .training import TrainConfig, TrainResult, train_classifier
 
 HEAD_ONLY, FULL = "head-only", "full"
 MEMORY_PROBE_STEPS = 2  # AdamW states appear at step 1; step 2 shows the steady state
@@ -58,7 +66,7 @@ def prepare(method: str, model: torch.nn.Module, cfg: CompareConfig) -> torch.nn
         model.classifier.requires_grad_(True)
         return model
     rank = int(method.split("=")[1])
-    return add_lora(model, replace(cfg.lora, r=rank), verbose=False)[0]
+    return add_lora(model, replace(cfg.lora, r=rank))[0]
 
 
 def checkpoint_bytes(method: str, model: torch.nn.Module, folder: str | Path) -> int:
@@ -71,7 +79,8 @@ def checkpoint_bytes(method: str, model: torch.nn.Module, folder: str | Path) ->
         save_file({k: v.detach().contiguous().cpu() for k, v in model.classifier.state_dict().items()},
                   str(folder / "head.safetensors"))
     else:  # PEFT: adapter_config.json + adapter_model.safetensors; full: config.json + model.safetensors
-        model.save_pretrained(folder)
+        with quiet_transformers():
+            model.save_pretrained(folder)
     return sum(p.stat().st_size for p in folder.iterdir() if p.suffix in {".safetensors", ".json"})
 
 
@@ -114,21 +123,51 @@ def peak_training_memory(model: torch.nn.Module, batch: dict, lr: float,
         return torch.cuda.max_memory_allocated(device) - before
     from torch.profiler import ProfilerActivity, profile
 
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-        run()
+    with _profiler_chatter_filtered():
+        with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+            run()
     return _cpu_peak_bytes(prof)
 
 
+# what the profiler's C++ side (kineto) writes straight to file descriptor 2 on every start and stop, and on a
+# machine without a GPU: status lines, not problems of this program
+_KINETO_CHATTER = re.compile(r"^(USDT|ERROR|WARNING|INFO):\S* .*(SyncActivityProfilerHandler|DeviceProperties"
+                             r"|gpuGetDeviceCount|CuptiActivityProfiler)")
+
+
+@contextlib.contextmanager
+def _profiler_chatter_filtered():
+    """Send fd 2 to a temporary file for the block, then pass on every line that is not kineto chatter
+    (``sys.stderr`` alone cannot catch it: it is written below Python)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile(mode="w+b") as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            kept = [line for line in sink.read().decode("utf-8", "replace").splitlines()
+                    if not _KINETO_CHATTER.search(line)]
+            if kept:
+                print("\n".join(kept), file=sys.stderr)
+
+
 def compare_methods(make_model: Callable[[], torch.nn.Module], train_ds, val_ds, workdir: str | Path,
-                    cfg: CompareConfig = CompareConfig()) -> tuple[list[dict], dict[str, TrainResult]]:
+                    cfg: CompareConfig = CompareConfig(), device: torch.device | None = None,
+                    log: Callable[[str], None] | None = None) -> tuple[list[dict], dict[str, TrainResult]]:
     """Train every method of ``cfg`` on a fresh ``make_model()`` and return ``(rows, results)``.
 
     ``make_model`` must return the same base model each call (same pretrained weights or the same seed).
+    ``trainable_%`` is relative to the base model's parameters (backbone + new head), as everywhere here.
+    The Trainer picks the device itself (CUDA when present); ``device`` is where the memory probe runs.
     """
     workdir = Path(workdir)
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
     probe_batch = collate([train_ds[i] for i in range(min(cfg.train.batch_size, len(train_ds)))])
-    base_params = sum(p.numel() for p in make_model().parameters())
+    base_params = count_parameters(make_model())
     rows, results = [], {}
     for method in cfg.methods():
         slug = method.replace(" ", "").replace("=", "")
@@ -136,9 +175,11 @@ def compare_methods(make_model: Callable[[], torch.nn.Module], train_ds, val_ds,
                                       cfg.lr(method))
         _free(device)
         model = prepare(method, make_model(), cfg)
-        trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        trainable = count_parameters(model, trainable_only=True)
+        if log is not None:
+            log(f"comparison: {method}")
         result = train_classifier(model, train_ds, val_ds, workdir / slug / "trainer",
-                                  replace(cfg.train, lr=cfg.lr(method)))
+                                  replace(cfg.train, lr=cfg.lr(method), resume=False))
         results[method] = result
         rows.append({"method": method, "trainable": trainable, "trainable_%": 100 * trainable / base_params,
                      "checkpoint_MB": checkpoint_bytes(method, result.trainer.model, workdir / slug / "saved")

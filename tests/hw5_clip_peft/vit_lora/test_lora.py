@@ -6,7 +6,6 @@ Food-101 sample is used by the tests at the end when ``$DLHW_DATA`` holds it.
 """
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
@@ -15,20 +14,19 @@ import pytest
 import torch
 from PIL import Image
 
-from common import DataNotFoundError, get_profile, torch_threads
-from hw5_clip_peft.vit_lora.food_data import (FOOD101_HUB_ID, collate, default_food_source, image_transforms,
-                                     load_food, preprocess, read_class_names)
-from hw5_clip_peft.vit_lora.lora import (DEFAULT_MODEL_ID, LoraSettings, ModelUnavailableError, TinyViT, TrainConfig,
-                                add_lora, build_vit, lora_trainable_formula, predict_image,
-                                resolve_target_modules, train_classifier)
-from hw5_clip_peft.vit_lora.lora_compare import FULL, HEAD_ONLY, CompareConfig, compare_methods, peak_training_memory
+from common import CorruptDataError, DataNotFoundError, ModelNotFoundError, torch_threads
+from hw5_clip_peft.vit_lora.food_data import (FOOD101_HUB_ID, collate, image_transforms, load_food, preprocess,
+                                              read_class_names, resolve_food_source)
+from hw5_clip_peft.vit_lora.lora import (LoraSettings, TinyViT, add_lora, build_vit,
+                                         lora_trainable_formula, predict_image, resolve_target_modules)
+from hw5_clip_peft.vit_lora.lora_compare import (FULL, HEAD_ONLY, CompareConfig, compare_methods,
+                                                 peak_training_memory)
 from hw5_clip_peft.vit_lora.lora_merge import latency_table, max_logit_gap, merge_check, merged_copy
-
-pytestmark = pytest.mark.filterwarnings("ignore:`is_gradient_checkpointing` is deprecated:FutureWarning")
+from hw5_clip_peft.vit_lora.training import TrainConfig, epoch_records, train_classifier
 
 CLASS_LIST = ("apple_pie", "baklava", "bibimbap", "churros", "waffles")  # 5-way head, 3 classes with images
 COLOURS = {"apple_pie": (200, 60, 40), "baklava": (40, 200, 60), "bibimbap": (40, 60, 200)}
-FAST = TrainConfig(num_epochs=1, batch_size=4, eval_batch_size=8, lr=5e-3, progress=False)
+FAST = TrainConfig(num_epochs=1, batch_size=4, eval_batch_size=8, lr=5e-3)
 
 
 @pytest.fixture(scope="session")
@@ -54,7 +52,7 @@ def _one_thread():
 @pytest.fixture(autouse=True)
 def _isolated_caches(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("DLHW_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.delenv("DLHW_DOWNLOAD", raising=False)
 
 
 @pytest.fixture(scope="session")
@@ -92,9 +90,12 @@ def test_bad_sources_give_clear_errors(tmp_path, food_folder):
     (tmp_path / "odd" / "pizza_pie").mkdir()
     Image.new("RGB", (8, 8)).save(tmp_path / "odd" / "pizza_pie" / "a.png")
     (tmp_path / "odd" / "classes.txt").write_text("apple_pie\n")
-    with pytest.raises(ValueError, match="pizza_pie"):
+    with pytest.raises(CorruptDataError, match="pizza_pie"):
         load_food(tmp_path / "odd")
     assert read_class_names(food_folder / "classes.txt") == CLASS_LIST
+    (tmp_path / "twice.txt").write_text("apple_pie\napple_pie\n")
+    with pytest.raises(CorruptDataError, match="twice"):
+        read_class_names(tmp_path / "twice.txt")
 
 
 def test_extracted_archive_layout_uses_the_official_split(tmp_path, food_folder):
@@ -111,21 +112,50 @@ def test_extracted_archive_layout_uses_the_official_split(tmp_path, food_folder)
     assert sorted(data.val["label"]) == [0, 1, 2]
 
 
-def test_default_source_per_profile(monkeypatch, tmp_path):
-    assert default_food_source(get_profile("full")) == FOOD101_HUB_ID
-    monkeypatch.delenv("DLHW_DATA", raising=False)
-    with pytest.raises(DataNotFoundError, match="DLHW_DATA is not set"):
-        default_food_source(get_profile("quick"))
-    monkeypatch.setenv("DLHW_DATA", str(tmp_path))
-    with pytest.raises(DataNotFoundError, match="does not exist"):
-        default_food_source(get_profile("quick"))
+def test_sources_resolve_from_the_data_root_passed_in(tmp_path, food_folder, monkeypatch):
+    monkeypatch.setenv("DLHW_DATA", str(food_folder))  # must be ignored: the root is a parameter
+    with pytest.raises(DataNotFoundError, match="no data root"):
+        resolve_food_source("sample", None)
+    with pytest.raises(DataNotFoundError, match="food101_sample"):
+        resolve_food_source("sample", tmp_path)
+    (tmp_path / "food101_sample").symlink_to(food_folder)
+    assert resolve_food_source("sample", tmp_path) == str(tmp_path / "food101_sample")
+    assert resolve_food_source(str(food_folder), None) == str(food_folder.resolve())
+    with pytest.raises(DataNotFoundError, match="neither"):
+        resolve_food_source(str(tmp_path / "nowhere"), tmp_path)
 
 
-def test_hub_dataset_offline_fails_fast():
+def test_hub_dataset_without_downloads_fails_fast_without_network(monkeypatch):
+    import socket
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("the hub was contacted")
+
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    monkeypatch.setattr(socket.socket, "connect", no_network)
     tic = time.perf_counter()
-    with pytest.raises(DataNotFoundError, match="local image folder"):
-        load_food("ethz/food101")
-    assert time.perf_counter() - tic < 30
+    with pytest.raises(DataNotFoundError, match="DLHW_DOWNLOAD=1"):
+        resolve_food_source("hub", None)
+    with pytest.raises(DataNotFoundError, match="DLHW_DOWNLOAD=1"):
+        load_food(FOOD101_HUB_ID)
+    assert time.perf_counter() - tic < 5
+
+
+def test_held_out_photos_leave_the_training_split(food_folder):
+    data = load_food(food_folder, val_fraction=1 / 3, hold_out=2, seed=0)
+    assert (len(data.train), len(data.val), len(data.held_out)) == (6, 4, 2)
+    used = {f"{p.parent.name}/{p.name}" for split in (data.train, data.val) for p in _paths(split)}
+    for held in data.held_out:
+        assert isinstance(held.image, Path) and held.name == f"{held.image.parent.name}/{held.image.name}"
+        assert held.name not in used and CLASS_LIST[held.label] == held.image.parent.name
+    again = load_food(food_folder, val_fraction=1 / 3, hold_out=2, seed=0)
+    assert [h.name for h in again.held_out] == [h.name for h in data.held_out]  # seeded
+
+
+def _paths(split) -> list[Path]:
+    from hw5_clip_peft.vit_lora.food_data import _file_paths
+
+    return _file_paths(split)
 
 
 # ------------------------------------------------------------------------------------------ PEFT
@@ -133,11 +163,12 @@ def test_hub_dataset_offline_fails_fast():
 def test_trainable_parameters_equal_the_formula(food, r):
     model, _ = tiny(food.labels)
     base = sum(p.numel() for p in model.parameters())
-    lora_model, counts = add_lora(model, LoraSettings(r=r), verbose=False)
+    lora_model, counts = add_lora(model, LoraSettings(r=r))
     assert counts.trainable == lora_trainable_formula(model.config, r)
     assert counts.trainable == sum(p.numel() for p in lora_model.parameters() if p.requires_grad)
     # PEFT's total: the frozen base (with its original head) + LoRA + the trained copy of the head
-    assert counts.base == base and counts.total == base + counts.trainable
+    assert counts.base == base and counts.peft_total == base + counts.trainable
+    assert counts.fraction == counts.trainable / base and f"{100 * counts.fraction:.2f} %" in str(counts)
     names = {n for n, p in lora_model.named_parameters() if p.requires_grad}
     assert all("lora_" in n or "classifier" in n for n in names)
 
@@ -147,7 +178,7 @@ def test_vit_base_r16_trains_under_one_percent():
 
     with torch.device("meta"):  # exact shapes of ViT-Base/16 without allocating its 86 M weights
         model = ViTForImageClassification(ViTConfig(num_labels=101))
-        _, counts = add_lora(model, LoraSettings(r=16), verbose=False)
+        _, counts = add_lora(model, LoraSettings(r=16))
     assert counts.trainable == 12 * 2 * 16 * (768 + 768) + 768 * 101 + 101 == 667_493
     assert counts.base == 85_876_325
     assert counts.fraction < 0.01
@@ -165,7 +196,7 @@ def test_query_value_names_resolve_across_transformers_versions(food):
 @pytest.fixture(scope="module")
 def trained(food, tmp_path_factory):
     model, processor = tiny(food.labels)
-    lora_model, _ = add_lora(model, LoraSettings(r=4), verbose=False)
+    lora_model, _ = add_lora(model, LoraSettings(r=4))
     before = {n: p.detach().clone() for n, p in lora_model.named_parameters() if p.requires_grad}
     train_ds, val_ds = preprocess(food, processor)
     result = train_classifier(lora_model, train_ds, val_ds, tmp_path_factory.mktemp("lora"), FAST)
@@ -202,7 +233,7 @@ def test_merged_model_gives_the_same_logits(trained, food):
 
 def test_merge_of_random_adapters_matches_within_tolerance(food):
     model, _ = tiny(food.labels, seed=1)
-    lora_model, _ = add_lora(model, LoraSettings(r=8, alpha=32), verbose=False, init_lora_weights=False)
+    lora_model, _ = add_lora(model, LoraSettings(r=8, alpha=32), init_lora_weights=False)
     x = torch.randn(3, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     merged = merged_copy(lora_model)
     check = merge_check(lora_model, merged, x)
@@ -223,6 +254,19 @@ def test_predict_top5_on_an_image_file(trained, food_folder):
         predict_image(lora_model, processor, food_folder / "missing.jpg")
 
 
+def test_epoch_records_from_a_resumed_log_history():
+    """A run resumed after its last epoch passes through the epoch loop once more: the first timing stays."""
+    history = [{"epoch": 1.0, "epoch_seconds": 2.0}, {"epoch": 1.0, "loss": 3.0, "step": 2},
+               {"epoch": 1.0, "eval_loss": 2.5, "eval_accuracy": 0.25, "step": 2},
+               {"epoch": 2.0, "epoch_seconds": 4.0}, {"epoch": 2.0, "loss": 2.0, "step": 4},
+               {"epoch": 2.0, "eval_loss": 2.0, "eval_accuracy": 0.5, "step": 4},
+               {"epoch": 2.0, "epoch_seconds": 0.1},  # the pass-through after resuming
+               {"epoch": 3.0, "epoch_seconds": 1.0}]  # killed before its evaluation: not an epoch record
+    assert epoch_records(history) == [
+        {"epoch": 1, "train_loss": 3.0, "val_loss": 2.5, "val_accuracy": 0.25, "seconds": 2.0},
+        {"epoch": 2, "train_loss": 2.0, "val_loss": 2.0, "val_accuracy": 0.5, "seconds": 4.0}]
+
+
 def test_best_checkpoint_reload_restores_a_plain_vit(food, tmp_path):
     model, processor = tiny(food.labels)
     train_ds, val_ds = preprocess(food, processor)
@@ -236,7 +280,7 @@ def test_best_checkpoint_reload_restores_a_plain_vit(food, tmp_path):
 
 
 # ------------------------------------------------------------------------------------------ comparison
-def test_peak_memory_covers_gradients_and_adam_states(food):
+def test_peak_memory_covers_gradients_and_adam_states(food, capfd):
     model, processor = tiny(food.labels)
     train_ds, _ = preprocess(food, processor)
     batch = collate([train_ds[i] for i in range(4)])
@@ -248,6 +292,7 @@ def test_peak_memory_covers_gradients_and_adam_states(food):
     head = peak_training_memory(head_model, batch, lr=1e-3)
     assert full >= 3 * 4 * n  # float32 gradients + AdamW's two moments of every parameter, alive together
     assert 0 < head < full / 2
+    assert "profiler_start" not in capfd.readouterr().err  # the profiler's fd-level chatter is filtered
 
 
 def test_comparison_rows_at_equal_epochs(food, tmp_path):
@@ -267,29 +312,50 @@ def test_comparison_rows_at_equal_epochs(food, tmp_path):
 
 
 # ------------------------------------------------------------------------------------------ offline errors
-def test_missing_model_offline_is_a_clear_error(monkeypatch, tmp_path):
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # an empty cache
+def test_missing_model_without_downloads_is_a_clear_error_without_network(monkeypatch, tmp_path):
+    import socket
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("the hub was contacted")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
     tic = time.perf_counter()
-    with pytest.raises(ModelUnavailableError) as err:
-        build_vit(DEFAULT_MODEL_ID, CLASS_LIST)
+    with pytest.raises(ModelNotFoundError) as err:
+        build_vit("someone/no-such-vit", CLASS_LIST)
     message = str(err.value)
-    assert DEFAULT_MODEL_ID in message and "offline" in message and "local-dir" in message
-    assert time.perf_counter() - tic < 30  # no download retries
-    with pytest.raises(ModelUnavailableError, match="does not exist"):
+    assert "someone/no-such-vit" in message and "DLHW_DOWNLOAD=1" in message and "--model" in message
+    assert time.perf_counter() - tic < 5  # no download retries
+    with pytest.raises(ModelNotFoundError, match="does not exist"):
         build_vit("./no/such/vit-folder", CLASS_LIST)
+    (tmp_path / "half").mkdir()
+    (tmp_path / "half" / "config.json").write_text("{}")
+    with pytest.raises(ModelNotFoundError, match="preprocessor_config.json"):
+        build_vit(tmp_path / "half", CLASS_LIST)
+
+
+def test_a_saved_folder_loads_with_a_fresh_head(tmp_path):
+    """A folder written by save_pretrained (model + processor), like a downloaded checkpoint, gets a new
+    len(labels)-way head; the backbone weights are the folder's."""
+    from transformers import ViTConfig, ViTForImageClassification
+
+    config = TinyViT().config(["a", "b"])
+    saved = ViTForImageClassification(ViTConfig(**{**config.to_dict(), "num_labels": 2}))
+    saved.save_pretrained(tmp_path / "vit")
+    from hw5_clip_peft.vit_lora.lora import tiny_processor
+
+    tiny_processor(32).save_pretrained(tmp_path / "vit")
+    model, processor = build_vit(tmp_path / "vit", CLASS_LIST)
+    assert model.config.num_labels == 5 and model.classifier.out_features == 5
+    assert model.config.id2label[3] == "churros" and processor.size["height"] == 32
+    assert torch.equal(model.vit.embeddings.patch_embeddings.projection.weight,
+                       saved.vit.embeddings.patch_embeddings.projection.weight)
 
 
 # ------------------------------------------------------------------------------------------ real photos
-def _sample_folder() -> Path:
-    root = os.environ.get("DLHW_DATA")
-    folder = Path(root) / "food101_sample" if root else None
-    if folder is None or not (folder / "classes.txt").is_file():
-        pytest.skip("needs the Food-101 sample under $DLHW_DATA/food101_sample")
-    return folder
-
-
-def test_real_sample_maps_onto_101_classes_and_predicts():
-    folder = _sample_folder()
+def test_real_sample_maps_onto_101_classes_and_predicts(data_root):
+    folder = data_root / "food101_sample"
+    if not (folder / "classes.txt").is_file():
+        pytest.skip(f"needs the Food-101 sample under {folder}")
     data = load_food(folder, val_fraction=0.2)
     assert data.num_classes == 101 and (len(data.train), len(data.val)) == (80, 20)
     assert set(data.val["label"]) == set(range(10))  # stratified: two photos of each of the 10 classes
