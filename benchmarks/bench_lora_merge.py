@@ -1,7 +1,7 @@
 """LoRA at ViT-Base size: do merged weights give the same logits; what latency does an unmerged adapter add?
 
     python benchmarks/bench_lora_merge.py [--rank 16] [--image-size 224] [--batch-sizes 1 8] [--repeats 5]
-                                          [--clock wall|cpu] [--threads N]
+                                          [--clock wall|cpu] [--threads N] [--device cpu|cuda]
 
 Builds ``ViTForImageClassification(ViTConfig(num_labels=101))`` (ViT-Base/16 shapes, random weights: latency
 and rounding do not depend on the values), adds LoRA to query/value with *random* B
@@ -16,7 +16,6 @@ The measured side of theory question hw7.T2c. Runs on the GPU when there is one.
 """
 from __future__ import annotations
 
-import argparse
 import copy
 import os
 import platform
@@ -26,30 +25,41 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from common import get_device, markdown_table  # noqa: E402
+from common import (Parser, check_positive, get_device, markdown_table, run_cli,  # noqa: E402
+                    torch_threads)
 from hw5_clip_peft.vit_lora.lora import LoraSettings, add_lora  # noqa: E402
 from hw5_clip_peft.vit_lora.lora_merge import latency_table, max_logit_gap, merge_check, merged_copy  # noqa: E402
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+PROG = "python benchmarks/bench_lora_merge.py"
+
+
+def _main(argv: list[str] | None = None) -> int:
+    parser = Parser(prog=PROG, description=__doc__.splitlines()[0])
     parser.add_argument("--rank", type=int, default=16)
     parser.add_argument("--image-size", type=int, default=224)
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--clock", choices=["wall", "cpu"], default="wall")
-    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    for flag in ("rank", "image_size", "repeats", "rounds", *(("threads",) if args.threads is not None else ())):
+        check_positive(f"--{flag.replace('_', '-')}", getattr(args, flag))
+    for b in args.batch_sizes:
+        check_positive("--batch-sizes", b)
+    device = get_device(args.device)
+    with torch_threads(args.threads):
+        return _bench(args, device)
 
+
+def _bench(args, device) -> int:
     from transformers import ViTConfig, ViTForImageClassification
 
-    device = get_device()
     torch.manual_seed(0)
     base = ViTForImageClassification(ViTConfig(num_labels=101, image_size=args.image_size)).to(device).eval()
-    lora_model, counts = add_lora(copy.deepcopy(base), LoraSettings(r=args.rank), init_lora_weights=False)
+    lora_model, _ = add_lora(copy.deepcopy(base), LoraSettings(r=args.rank), init_lora_weights=False)
     merged = merged_copy(lora_model)
     x = torch.randn(max(args.batch_sizes), 3, args.image_size, args.image_size,
                     generator=torch.Generator().manual_seed(1))
@@ -66,8 +76,16 @@ def main(argv: list[str] | None = None) -> None:
           f"query/value; "
           f"{args.clock} clock, median of {args.rounds} rounds x {args.repeats} repeats")
     print(markdown_table(rows, floatfmt=".3f"))
-    assert check["passed"], f"merged logits differ by {check['max_abs_gap']:.2e} > {check['tolerance']:.1e}"
+    if not check["passed"]:
+        print(f"merge check FAILED: merged logits differ by {check['max_abs_gap']:.2e} > "
+              f"{check['tolerance']:.1e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_cli(_main, argv, prog=PROG)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
