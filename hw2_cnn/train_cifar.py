@@ -1,8 +1,9 @@
 """hw2cnn.P2: train the MobileNet-style net and/or the plain CNN on CIFAR-10 with one recipe and record test
 accuracy, parameters, FLOPs per image, CPU images/s and training wall time, one results JSON per model.
 
-    python -m hw2_cnn.train_cifar --profile full --model mobilenet --threads 1 \\
-        --checkpoint-dir /work/runs/hw2cnn --out hw2_cnn/results           # the committed CPU run
+    nice -n 19 python -m hw2_cnn.train_cifar --profile full --model mobilenet --epochs 3 --threads 1 \\
+        --no-progress --checkpoint-dir /work/runs/hw2cnn --out hw2_cnn/results    # the committed CPU run
+    (the same with --model plain; both at once on the 2-core machine)
     python -m hw2_cnn.train_cifar --model plain --dataset digits --epochs 1   # seconds, no data needed
 
 The results file (``<out>/<dataset>_<model>.json``) is rewritten after every epoch with the curves so far
@@ -30,6 +31,7 @@ PROG = "python -m hw2_cnn.train_cifar"
 PROFILE_DEFAULTS = {"quick": dict(variant="quick", num_epochs=2, limit_train=2000, limit_test=1000),
                     "full": dict(variant=TrainConfig.variant, num_epochs=TrainConfig.num_epochs, limit_train=None,
                                  limit_test=None)}
+RESULTS_DIR = {"full": Path("hw2_cnn/results"), "quick": Path("build/hw2_cnn/results")}
 
 
 def build_parser() -> Parser:
@@ -54,8 +56,10 @@ def build_parser() -> Parser:
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--checkpoint-dir", type=Path, default=None,
                         help="resume files, one per run (default: the dlhw cache)")
-    parser.add_argument("--out", type=Path, default=Path("hw2_cnn/results"),
-                        help="folder for <dataset>_<model>.json")
+    parser.add_argument("--out", type=Path, default=None,
+                        help=f"folder for <dataset>_<model>.json (default: {RESULTS_DIR['full']} in the full "
+                             f"profile, {RESULTS_DIR['quick']} in quick, so a quick run never overwrites the "
+                             f"committed results)")
     return parser
 
 
@@ -131,6 +135,8 @@ def _main(argv: list[str] | None) -> int:
     checkpoint_dir = args.checkpoint_dir
     if checkpoint_dir is not None:
         check_writable(checkpoint_dir, "--checkpoint-dir")
+    if args.out is None:
+        args.out = RESULTS_DIR[settings.profile.name]
     check_writable(args.out, "--out")
     configs = configs_from(args, settings.profile.name, checkpoint_dir or Path("unset"))
     with torch_threads(settings.threads):
