@@ -225,22 +225,28 @@ def run_unsupervised(train: TensorSplit, test: TensorSplit, config: FFRunConfig,
 
 
 def run_backprop(train: TensorSplit, test: TensorSplit, config: FFRunConfig, device,
-                 val: TensorSplit | None = None) -> tuple[list[dict], dict]:
+                 val: TensorSplit | None = None, checkpoint_dir: Path | None = None,
+                 on_epoch=None) -> tuple[list[dict], dict]:
     """The same architecture with a softmax head, trained end to end by backprop (Adam, cross-entropy);
-    validation (test when there is none) scores every epoch."""
+    validation (test when there is none) scores every epoch. Checkpointed every epoch in ``checkpoint_dir``
+    (resumed by :func:`common.fit`); ``on_epoch(record)`` after every epoch."""
     seed_everything(config.seed)
     model = backprop_mlp((train.X[0].numel(),) + config.hidden).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     batches = TensorBatches(train.X, train.y, config.batch_size, device=device, seed=config.seed)
     monitor = val if val is not None and len(val) else test
     monitor_batches = TensorBatches(monitor.X, monitor.y, 4096, shuffle=False, device=device)
+    path = checkpoint_file(checkpoint_dir, "backprop", {**_data_settings(config, train), "config": asdict(config)}) \
+        if checkpoint_dir else None
     tic = time.perf_counter()
     history = fit(model, optimizer, batches, num_epochs=config.baseline_epochs, val_batches=monitor_batches,
-                  loss_fn=F.cross_entropy, progress=False, desc="backprop")
-    seconds = time.perf_counter() - tic
+                  loss_fn=F.cross_entropy, progress=False, desc="backprop", checkpoint_path=path,
+                  callbacks=[on_epoch] if on_epoch is not None else ())
+    seconds = sum(r.get("seconds", 0.0) for r in history.records) or time.perf_counter() - tic
     results = {"epochs": config.baseline_epochs, "wall_seconds": seconds,
                "examples_per_s": len(train) * config.baseline_epochs / max(seconds, 1e-9),
-               "per_epoch_validation": "val" if monitor is val else "test"}
+               "per_epoch_validation": "val" if monitor is val else "test",
+               "checkpoint": str(path) if path else None}
     for name, split in {"train": train, "val": val, "test": test}.items():
         if split is None or not len(split):
             continue
@@ -333,8 +339,17 @@ def run(config: FFRunConfig, profile: str, checkpoint_dir: Path | None = None, c
         result["unsupervised"] = {**unsup, "partial": False, "history": _slim(history)}
         save()
     if "backprop" in only and config.baseline_epochs:
-        history, bp = run_backprop(train, test, config, device, val=val)
-        result["backprop"] = {**bp, "history": history}
+        seen = []
+
+        def backprop_epoch(record):
+            seen.append(dict(record))
+            result["backprop"] = {"partial": True, "epochs_done": record["epoch"],
+                                  "epochs_planned": config.baseline_epochs, "history": list(seen)}
+            save()
+
+        history, bp = run_backprop(train, test, config, device, val=val, checkpoint_dir=checkpoint_dir,
+                                   on_epoch=backprop_epoch)
+        result["backprop"] = {**bp, "partial": False, "history": history}
     result["partial"] = False
     save()
     return result

@@ -102,3 +102,13 @@ def test_a_rerun_with_another_lr_trains_afresh(data, tmp_path):
     assert len(list(ck.glob("ff_supervised_*.pt"))) == 2
     assert b["test_error"] == c["test_error"] and b["history"][-1]["layers"] == c["history"][-1]["layers"]
     assert b["history"][-1]["layers"] != a["history"][-1]["layers"]
+
+
+def test_backprop_baseline_is_checkpointed_and_resumed(data, tmp_path):
+    ck = tmp_path / "ck"
+    argv = TINY + ["--only", "backprop", "--baseline-epochs", "2", "--checkpoint-dir", str(ck)]
+    assert main(argv + ["--out", str(tmp_path / "a.json")]) == 0
+    assert len(list(ck.glob("ff_backprop_*.pt"))) == 1
+    assert main(argv + ["--out", str(tmp_path / "b.json")]) == 0  # finished: reloaded, not retrained
+    a, b = (json.loads((tmp_path / f"{n}.json").read_text())["backprop"] for n in "ab")
+    assert not a["partial"] and a["test_error"] == b["test_error"] and len(b["history"]) == 2
