@@ -16,7 +16,8 @@ run would.
 
 Every setting that changes the result is hashed into :attr:`Solver.key` (``common.io.settings_key``): the
 solver's options, the model's architecture and initial weights, the data, and the caller's ``run_settings``
-(e.g. the seed of the dropout masks). Under ``checkpoint_dir`` the file is named ``<name>_<key>.pt``, so a
+(e.g. the seed of the dropout masks). The number of epochs is not: epoch k does not depend on how many follow,
+so asking for more epochs continues a finished run, and a checkpoint with more epochs than asked is refused. Under ``checkpoint_dir`` the file is named ``<name>_<key>.pt``, so a
 run with other settings never finds another's file; an explicit ``checkpoint_path`` whose stored key differs
 is refused (:class:`common.CheckpointError`), never resumed. Checkpoints are read with ``weights_only=True``.
 """
@@ -108,8 +109,11 @@ class Solver:
     def settings(self, transform, X_train, y_train) -> dict:
         """Every setting that changes the result of :meth:`train` (hashed into :attr:`key`)."""
         c = self.config
-        result_fields = ("update_rule", "optim_config", "lr_decay", "batch_size", "num_epochs",
-                         "num_train_samples", "num_val_samples", "seed", "run_settings")
+        # num_epochs is left out on purpose: epoch k of a run does not depend on how many epochs follow (the
+        # lr decays per epoch, not to a horizon), so a longer run continues a shorter one's checkpoint; a
+        # checkpoint with more epochs than asked is refused in load_checkpoint.
+        result_fields = ("update_rule", "optim_config", "lr_decay", "batch_size", "num_train_samples",
+                         "num_val_samples", "seed", "run_settings")
         return {
             "solver": {name: getattr(c, name) for name in result_fields},
             "transform": getattr(transform, "__qualname__", repr(transform)) if transform else None,
@@ -219,6 +223,10 @@ class Solver:
             raise CheckpointError(f"checkpoint {path} was written with other settings (key "
                                   f"{state.get('key')!r}, this run {self.key!r}); it is not resumed. Delete it "
                                   f"or use checkpoint_dir, whose file names carry the key.")
+        if state["epoch"] > self.config.num_epochs:
+            raise CheckpointError(f"checkpoint {path} holds {state['epoch']} epochs, more than the "
+                                  f"{self.config.num_epochs} asked for; ask for at least {state['epoch']} epochs "
+                                  f"(the run then continues from it) or use another checkpoint folder.")
         self.epoch = state["epoch"]
         self.train_seconds = float(state.get("train_seconds", 0.0))
         self.model.params = state["params"]

@@ -8,7 +8,8 @@ dropout, and the search for the best FullyConnectedNet, written to one results J
 The course split (49,000 train / 1,000 validation from the training batches, the official 10,000 test), the
 training mean image subtracted, images flattened (:func:`hw2_mlp.fc_experiments.load_cifar`). Every run
 checkpoints each epoch under ``--checkpoint-dir`` with file names keyed by all of its settings, and the
-cheap experiments cache their records there too: rerunning the same command resumes (Ctrl-C is exit 130).
+cheap experiments cache their records there too: rerunning the same command resumes (Ctrl-C is exit 130),
+and a larger ``--epochs`` continues the finalists from where a shorter run stopped.
 The test split is scored once, for the model chosen on validation. Beside the JSON, ``<out>_w1.png`` shows
 the two-layer net's first-layer weights as images.
 """

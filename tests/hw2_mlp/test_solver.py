@@ -92,7 +92,7 @@ def test_resume_from_checkpoint_matches_uninterrupted_run(digits, tmp_path, drop
 
 
 @pytest.mark.parametrize("change", [
-    {"hidden": (32,)}, {"seed": 7}, {"num_epochs": 2}, {"optim_config": {"learning_rate": 0.5}},
+    {"hidden": (32,)}, {"seed": 7}, {"batch_size": 50}, {"optim_config": {"learning_rate": 0.5}},
     {"run_settings": {"mask_seed": 3}}, {"n_train": 150},
 ])
 def test_checkpoint_of_other_settings_is_refused(digits, tmp_path, change):
@@ -105,6 +105,18 @@ def test_checkpoint_of_other_settings_is_refused(digits, tmp_path, change):
     solver = Solver(net, data, checkpoint_path=str(path), **{"num_epochs": 1, **change})
     with pytest.raises(CheckpointError, match="other settings"):
         solver.train()
+
+
+def test_more_epochs_continue_a_finished_run_and_fewer_are_refused(digits, tmp_path):
+    """Epoch k does not depend on the total: 2 then 4 epochs equals 4 straight; 4 then 2 is refused."""
+    data = small_data(digits)
+    kwargs = dict(update_rule="adam", optim_config={"learning_rate": 2e-3}, batch_size=40, lr_decay=0.9)
+    straight = Solver(make_net(), data, num_epochs=4, **kwargs).train()
+    Solver(make_net(), data, num_epochs=2, checkpoint_dir=str(tmp_path), **kwargs).train()
+    longer = Solver(make_net(), data, num_epochs=4, checkpoint_dir=str(tmp_path), **kwargs).train()
+    assert longer.loss_history == straight.loss_history and longer.val_acc_history == straight.val_acc_history
+    with pytest.raises(CheckpointError, match="more than the 3 asked"):
+        Solver(make_net(), data, num_epochs=3, checkpoint_dir=str(tmp_path), **kwargs).train()
 
 
 def test_checkpoint_dir_keys_files_by_settings(digits, tmp_path):
