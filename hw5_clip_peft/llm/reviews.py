@@ -82,9 +82,14 @@ def load_hub_reviews(dataset_id: str, split: str = "train", text_column: str | N
     "pos"/"neg"/"مثبت"/"منفی". Neutral rows are dropped.
     """
     import datasets
+    from huggingface_hub import snapshot_download
 
     try:
-        ds = datasets.load_dataset(dataset_id, split=split)
+        source = dataset_id
+        if not downloads_allowed():
+            # read the cached snapshot as a local folder: the datasets client would first try the network
+            source = snapshot_download(dataset_id, repo_type="dataset", local_files_only=True)
+        ds = datasets.load_dataset(source, split=split)
     except Exception as err:  # the datasets library raises many types for "not there"
         raise DataNotFoundError(f"dataset {dataset_id} cannot be loaded ({type(err).__name__}: "
                                 f"{' '.join(str(err).split())[:120]}); pass --reviews with a TSV, or set "

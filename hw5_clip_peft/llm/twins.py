@@ -132,9 +132,13 @@ def build_twin(hub_id: str, tokenizer, size: str = "tiny", seed: int = 0):
 def save_twin(folder: str | Path, hub_id: str, size: str = "tiny", seed: int = 0,
               vocab_size: int = 1200) -> Path:
     """Write a twin of ``hub_id`` to ``folder`` as ``save_pretrained`` would leave a download: config,
-    weights (safetensors), tokenizer and, for Qwen, its generation config. Returns the folder."""
+    weights (safetensors, in the published dtype), tokenizer and, for Qwen, its generation config.
+    Returns the folder."""
     folder = Path(folder)
     tokenizer = train_tokenizer(hub_id, vocab_size, save_dir=folder)
+    model = build_twin(hub_id, tokenizer, size, seed)
+    if real_config(hub_id).model_type == "qwen2":
+        model.to(torch.bfloat16)  # as Qwen2.5 is published: dtype="auto" then loads bfloat16, as it will
     with progress_bars(False):  # "Writing model shards" would be a frozen line in a notebook
-        build_twin(hub_id, tokenizer, size, seed).save_pretrained(folder)
+        model.save_pretrained(folder)
     return folder

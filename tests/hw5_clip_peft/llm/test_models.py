@@ -94,6 +94,7 @@ def test_gpt2_twin_keeps_gpt2_fa_conventions(gpt2_dir):
 def test_qwen_twin_generates_without_warnings_and_greedy_is_deterministic(qwen_dir):
     model, tokenizer = load_causal_lm(str(qwen_dir))
     assert model.generation_config.do_sample and model.generation_config.top_k == 20  # Qwen's own defaults
+    assert next(model.parameters()).dtype == torch.bfloat16  # published in bfloat16, loaded with dtype="auto"
     prompt = tokenizer.apply_chat_template([{"role": "user", "content": "۲ به علاوه‌ی ۳؟"}], tokenize=False,
                                            add_generation_prompt=True)
     assert prompt.endswith("<|im_start|>assistant\n")

@@ -77,7 +77,34 @@ def test_hub_dataset_labels_are_read_by_name_not_index(tmp_path, monkeypatch):
     ds = datasets.Dataset.from_dict({"review": ["بد بود", "خوب بود", "معمولی بود", "عالی بود"],
                                      "id": ["1", "2", "3", "4"], "label": [0, 1, 2, 1]}, features=features)
     monkeypatch.setattr(datasets, "load_dataset", lambda *a, **k: ds)
+    monkeypatch.setattr("huggingface_hub.snapshot_download", lambda repo_id, **k: repo_id)
     from hw5_clip_peft.llm.reviews import load_hub_reviews
 
     reviews = load_hub_reviews("some/dataset")
     assert [(r.text, r.label) for r in reviews] == [("بد بود", 0), ("خوب بود", 1), ("عالی بود", 1)]
+
+
+def test_cached_hub_dataset_is_read_from_its_local_snapshot(tmp_path, monkeypatch):
+    """Offline (downloads off), the cached snapshot folder is what datasets reads: a folder holding
+    data/train-*.parquet, as the hub stores ParsiNLU. Built here; nothing is downloaded."""
+    import datasets
+    import huggingface_hub
+
+    (tmp_path / "data").mkdir()
+    datasets.Dataset.from_dict({"sentence": ["خیلی بد بود", "عالی بود"], "label": ["negative", "positive"]}) \
+        .to_parquet(str(tmp_path / "data" / "train-00000-of-00001.parquet"))
+    asked = {}
+
+    def snapshot(repo_id, repo_type, local_files_only):
+        asked.update(repo_id=repo_id, repo_type=repo_type, local_files_only=local_files_only)
+        return str(tmp_path)
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot)
+    monkeypatch.delenv("DLHW_DOWNLOAD", raising=False)
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "cache"))
+    from hw5_clip_peft.llm.reviews import load_hub_reviews
+
+    reviews = load_hub_reviews("universitytehran/ParsiNLU_SentenceSentiment")
+    assert asked == {"repo_id": "universitytehran/ParsiNLU_SentenceSentiment", "repo_type": "dataset",
+                     "local_files_only": True}
+    assert [(r.text, r.label) for r in reviews] == [("خیلی بد بود", 0), ("عالی بود", 1)]
