@@ -28,7 +28,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from .errors import CorruptDataError, DataError, DataNotFoundError
+from .errors import CorruptDataError, DataNotFoundError
 from .config import DATA_ENV, DOWNLOAD_ENV, cache_dir, data_root, download_allowed
 from .io import _atomic, settings_key
 

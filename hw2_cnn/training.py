@@ -8,7 +8,6 @@ replaced by other data: without it ``common.load_dataset`` raises ``DataNotFound
 from __future__ import annotations
 
 import dataclasses
-import time
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
