@@ -144,7 +144,6 @@ def run_supervised(train: TensorSplit, test: TensorSplit, config: FFRunConfig, d
     history = train_ff(net, train, train_config, mode="supervised", val=val, test=test, checkpoint_path=path,
                        settings=settings, log=log, after_epoch=on_epoch)
     train_seconds = sum(r["seconds"] for r in history.records)
-    sets = {"train": train, "test": test}
     results = {"epochs": len(history), "train_seconds": train_seconds,
                "eval_seconds": sum(r.get("eval_seconds", 0.0) for r in history.records),
                "examples_per_s": len(train) * len(history) / max(train_seconds, 1e-9),
@@ -162,7 +161,6 @@ def run_supervised(train: TensorSplit, test: TensorSplit, config: FFRunConfig, d
     for name in metrics:
         results[f"{name}_error_one_pass"] = 1.0 - metrics[name]["acc"]
         results[f"{name}_loss_one_pass"] = metrics[name]["loss"]
-    del sets
     results["wall_seconds"] = time.perf_counter() - tic
     results["one_pass_history"] = probe_history
     return net, history.records, results
