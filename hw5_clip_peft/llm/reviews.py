@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from common.errors import CorruptDataError, DataNotFoundError
-from common.pretrained import downloads_allowed, hub_cached
+from common.pretrained import downloads_allowed
 
 from .llm_models import looks_like_hub_id
 
@@ -128,13 +128,24 @@ def resolve_reviews(value: str | None, full: bool, data_root: Path | None = None
     if not path.is_absolute() and data_root is not None and (data_root / path).is_file():
         return str(data_root / path)
     if looks_like_hub_id(value) and not value.endswith((".tsv", ".csv")):
-        if hub_cached(value, ("README.md",), repo_type="dataset") or downloads_allowed():
+        if _snapshot_cached(value) or downloads_allowed():
             return value
         raise DataNotFoundError(f"dataset {value} is not in the Hugging Face cache and downloads are off; "
                                 f"set DLHW_DOWNLOAD=1 on a machine with internet, or pass --reviews with a "
                                 f"TSV (e.g. {SAMPLE_REVIEWS}).")
     raise DataNotFoundError(f"--reviews {value} is neither a file (here or under the data root) nor a hub "
                             f"dataset id; pass a TSV with 'text' and 'label' columns.")
+
+
+def _snapshot_cached(dataset_id: str) -> bool:
+    """Whether the HF cache holds a snapshot of ``dataset_id`` (what :func:`load_hub_reviews` reads offline)."""
+    from huggingface_hub import snapshot_download
+
+    try:
+        snapshot_download(dataset_id, repo_type="dataset", local_files_only=True)
+    except Exception:  # LocalEntryNotFoundError and friends: not cached
+        return False
+    return True
 
 
 def read_reviews(source: str) -> list[Review]:

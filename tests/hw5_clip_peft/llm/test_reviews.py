@@ -108,3 +108,10 @@ def test_cached_hub_dataset_is_read_from_its_local_snapshot(tmp_path, monkeypatc
     assert asked == {"repo_id": "universitytehran/ParsiNLU_SentenceSentiment", "repo_type": "dataset",
                      "local_files_only": True}
     assert [(r.text, r.label) for r in reviews] == [("خیلی بد بود", 0), ("عالی بود", 1)]
+
+
+def test_a_cached_hub_dataset_resolves_offline(monkeypatch):
+    monkeypatch.delenv("DLHW_DOWNLOAD", raising=False)
+    monkeypatch.setattr("huggingface_hub.snapshot_download", lambda repo_id, **k: "/cache/snapshot")
+    assert resolve_reviews("universitytehran/ParsiNLU_SentenceSentiment", full=True) == \
+        "universitytehran/ParsiNLU_SentenceSentiment"
