@@ -174,6 +174,27 @@ def apply_state_dict(model: torch.nn.Module, state: dict[str, torch.Tensor], arc
             f"(e.g. {result.unexpected_keys[:2]}); give the weights of {arch}.")
 
 
+def pretrained_model(spec: ClipSpec, state: dict[str, torch.Tensor], source: str, *, meta: bool = False
+                     ) -> tuple[torch.nn.Module, object]:
+    """``(model, preprocess)``: ``spec``'s architecture with ``state`` loaded strictly and the pretrained tag's
+    preprocessing (mean, std, interpolation, resize mode; a file path alone would not carry them). With
+    ``meta`` the model is built on the meta device (shapes only: how the tests check ConvNeXt-XXLarge)."""
+    import open_clip
+
+    register_tiny_configs()
+    _, cfg = _hf_repo(spec)
+    kwargs = {"image_mean": cfg.get("mean"), "image_std": cfg.get("std"),
+              "image_interpolation": cfg.get("interpolation"), "image_resize_mode": cfg.get("resize_mode")}
+    if meta:
+        with torch.device("meta"):
+            model, _, preprocess = _quiet(open_clip.create_model_and_transforms, spec.arch, pretrained=None,
+                                          device="meta", **kwargs)
+    else:
+        model, _, preprocess = _quiet(open_clip.create_model_and_transforms, spec.arch, pretrained=None, **kwargs)
+    apply_state_dict(model, state, spec.arch, source)
+    return model, preprocess
+
+
 def _fingerprint(path: Path) -> dict:
     stat = path.stat()
     return {"file": str(path.resolve()), "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns}
@@ -198,16 +219,10 @@ def load_clip(spec: ClipSpec, *, checkpoint: str | Path | None = None,
         weights = f"random init (seed {seed})"
         weights_id = settings_key({"arch": spec.arch, "random_init_seed": seed})
     else:
-        repo, cfg = _hf_repo(spec)
+        repo, _ = _hf_repo(spec)
         source = resolve_weights(spec, checkpoint, flag)
         path = Path(_download(repo) if source == repo else source)
-        state = read_state_dict(path)
-        model, _, preprocess = _quiet(
-            open_clip.create_model_and_transforms, spec.arch, pretrained=None, image_mean=cfg.get("mean"),
-            image_std=cfg.get("std"), image_interpolation=cfg.get("interpolation"),
-            image_resize_mode=cfg.get("resize_mode"))
-        apply_state_dict(model, state, spec.arch, str(path))
-        del state
+        model, preprocess = pretrained_model(spec, read_state_dict(path), str(path))
         weights = f"{spec.pretrained} ({path.name})"
         weights_id = settings_key({"arch": spec.arch, "tag": spec.pretrained, **_fingerprint(path)})
     model = model.to(device).eval().requires_grad_(False)  # never fine-tuned here: heads train on features

@@ -8,8 +8,8 @@ from safetensors.torch import save_file
 from common import CheckpointError, ModelNotFoundError
 from hw5_clip_peft.clip import clip_models
 from hw5_clip_peft.clip.clip_models import (CONVNEXT_BASE, CONVNEXT_BASE_W, CONVNEXT_XXLARGE, TINY, TINY_WIDE,
-                                            ClipSpec, apply_state_dict, architecture_parameters, build_on_meta,
-                                            load_clip, read_state_dict, resolve_weights)
+                                            ClipSpec, architecture_parameters, build_on_meta, load_clip,
+                                            pretrained_model, read_state_dict, resolve_weights)
 
 
 @pytest.fixture()
@@ -154,20 +154,16 @@ def test_state_dict_wrappers_are_unwrapped(tmp_path):
 
 
 def test_xxlarge_config_shapes_and_loading_path_on_meta():
-    """ConvNeXt-XXLarge (1.2 B parameters) is too heavy for a CPU test; its real configuration, preprocessing
-    and the strict loading step run on the meta device (shapes only, no memory)."""
+    """ConvNeXt-XXLarge (1.2 B parameters) is too heavy for a CPU test: its real configuration, the tag's
+    preprocessing and load_clip's build-and-load step (``pretrained_model``) run on the meta device."""
     repo, cfg = clip_models._hf_repo(CONVNEXT_XXLARGE)
     assert repo == "laion/CLIP-convnext_xxlarge-laion2B-s34B-b82K-augreg-soup" and cfg["resize_mode"] == "shortest"
-    model = build_on_meta(CONVNEXT_XXLARGE)
-    assert model.visual.image_size == (256, 256) and model.text_projection.shape[1] == 1024
-    state = {k: torch.empty_like(v) for k, v in model.state_dict().items()}  # a hub file's keys and shapes
-    apply_state_dict(model, state, CONVNEXT_XXLARGE.arch, "meta checkpoint")
+    reference = build_on_meta(CONVNEXT_XXLARGE)
+    state = {k: torch.empty_like(v) for k, v in reference.state_dict().items()}  # a hub file's keys and shapes
     state["logit_scale"] = state["logit_scale"].reshape(1)  # older files store it 1-d: reshaped, as open_clip does
-    apply_state_dict(model, state, CONVNEXT_XXLARGE.arch, "meta checkpoint")
+    model, preprocess = pretrained_model(CONVNEXT_XXLARGE, state, "meta checkpoint", meta=True)
+    assert model.visual.image_size == (256, 256) and model.text_projection.shape[1] == 1024
+    assert "size=256" in repr(preprocess) and "0.4814" in repr(preprocess) and "bicubic" in repr(preprocess)
     base_state = {k: torch.empty_like(v) for k, v in build_on_meta(CONVNEXT_BASE).state_dict().items()}
-    with pytest.raises(CheckpointError, match="does not fit open_clip 'convnext_xxlarge'"):
-        apply_state_dict(model, base_state, CONVNEXT_XXLARGE.arch, "base weights")
-    transform = open_clip.image_transform_v2(
-        open_clip.PreprocessCfg(size=model.visual.image_size, mean=cfg["mean"], std=cfg["std"],
-                                interpolation=cfg["interpolation"], resize_mode=cfg["resize_mode"]), is_train=False)
-    assert "256" in repr(transform) and "0.4814" in repr(transform)
+    with pytest.raises(CheckpointError, match="base weights does not fit open_clip 'convnext_xxlarge'"):
+        pretrained_model(CONVNEXT_XXLARGE, base_state, "base weights", meta=True)
