@@ -111,3 +111,21 @@ def test_qwen_twin_generates_without_warnings_and_greedy_is_deterministic(qwen_d
 def test_loading_moves_to_the_device_and_keeps_the_checkpoint_dtype(gpt2_dir):
     model, _ = load_causal_lm(str(gpt2_dir), device="cpu")
     assert next(model.parameters()).dtype == torch.float32 and next(model.parameters()).device.type == "cpu"
+
+
+def test_a_pytorch_model_bin_folder_loads_like_gpt2_fa_is_published(gpt2_dir, tmp_path):
+    """gpt2-fa ships pytorch_model.bin (no safetensors): the folder check accepts it and the weights load
+    unchanged, with no warning."""
+    import shutil
+
+    model, _ = load_causal_lm(str(gpt2_dir))
+    folder = tmp_path / "bin"
+    shutil.copytree(gpt2_dir, folder)
+    (folder / "model.safetensors").unlink()
+    state = {k: v.clone() for k, v in model.state_dict().items() if k != "lm_head.weight"}  # tied, as shipped
+    torch.save(state, folder / "pytorch_model.bin")
+    source = resolve_model(str(folder), SENTIMENT_MODEL, flag="--sentiment-model", what="m")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        loaded, _ = load_causal_lm(source)
+    assert all(torch.equal(v, loaded.state_dict()[k]) for k, v in model.state_dict().items())
