@@ -74,11 +74,14 @@ def homework_findings(results: dict) -> list[str]:
     styles = {r["names"]: r for r in results["name_styles"]}
     if {"curated", "raw"} <= set(styles):
         c, r = styles["curated"], styles["raw"]
-        changes = results.get("name_recall_changes", [])
-        gains = [f"{x['raw']} -> {x['curated']} ({_pct(x['recall raw'])} -> {_pct(x['recall curated'])})"
-                 for x in changes[::-1][:3] if x["recall curated"] > x["recall raw"]]
-        losses = [f"{x['raw']} -> {x['curated']} ({_pct(x['recall raw'])} -> {_pct(x['recall curated'])})"
-                  for x in changes[:3] if x["recall curated"] < x["recall raw"]]
+        changes = sorted(results.get("name_recall_changes", []),
+                         key=lambda x: x["recall curated"] - x["recall raw"])  # largest loss first
+
+        def said(x):
+            return f"{x['raw']} -> {x['curated']} ({_pct(x['recall raw'])} -> {_pct(x['recall curated'])})"
+
+        gains = [said(x) for x in changes[::-1][:3] if x["recall curated"] > x["recall raw"]]
+        losses = [said(x) for x in changes[:3] if x["recall curated"] < x["recall raw"]]
         out.append(f"**Class names.** With open_clip's curated ImageNet names, part (a)'s template gives "
                    f"{_pct(c['single test_top1'])}, {_cmp(c['single test_top1'], r['single test_top1'])} the raw "
                    f"WordNet folder names ({_pct(r['single test_top1'])}); with the best ensemble "

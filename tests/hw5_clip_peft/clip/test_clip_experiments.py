@@ -60,7 +60,9 @@ def fabricated_results(large_top1: float, probe_top1: float, quick: bool = False
                       "best_ensemble": ens, "sweep": [zero, {**zero, "template": "{}", "test_top1": 0.4}]},
         "name_styles": [{"names": "curated", "single test_top1": 0.62, "ensemble test_top1": 0.65},
                         {"names": "raw", "single test_top1": 0.58, "ensemble test_top1": 0.6}],
-        "name_recall_changes": [{"raw": "chow", "curated": "Chow Chow", "recall raw": 0.2, "recall curated": 0.9}],
+        "name_recall_changes": [{"raw": "chow", "curated": "Chow Chow", "recall raw": 0.2, "recall curated": 0.9},
+                                {"raw": "pug", "curated": "pug", "recall raw": 0.9, "recall curated": 0.8},
+                                {"raw": "Lhasa", "curated": "Lhasa Apso", "recall raw": 0.5, "recall curated": 0.6}],
         "per_class": [row], "worst_class": row, "confused_with": [["Siberian Husky", 30]],
         "worst_class_search": search, "per_class_selection": {"test_top1": 0.63},
         "comparison": [{"method": "(d) class embeddings", "train_top1": 0.9, "test_top1": 0.7},
@@ -77,7 +79,9 @@ def fabricated_results(large_top1: float, probe_top1: float, quick: bool = False
 def test_analysis_describes_the_numbers_it_is_given():
     text = findings(fabricated_results(large_top1=0.75, probe_top1=0.8))
     assert "62.0 %" in text and "higher than ConvNeXt-Base by 13.0 points" in text
-    assert "Chow Chow" in text and "higher than the raw" in text
+    assert "higher than the raw" in text
+    assert "gains from renaming: chow -> Chow Chow (20.0 % -> 90.0 %); Lhasa -> Lhasa Apso" in text
+    assert "Largest losses: pug -> pug (90.0 % -> 80.0 %)." in text
     assert "first matches the class-embedding head at 16 images per class" in text
     assert "optimism of 0.100" in text and "did not win" not in text
 
