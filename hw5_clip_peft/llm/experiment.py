@@ -149,8 +149,11 @@ def run_experiment(config: ExperimentConfig, reviews: list[Review] | None, out_d
     with tempfile.TemporaryDirectory(prefix="llm_twins_") as scratch:
         if "sentiment" in config.parts:
             log("sentiment: zero-shot instruction vs soft prompt")
-            key = settings_key({k: v for k, v in asdict(config).items()
-                                if k not in ("reasoning", "reasoning_model", "parts")})
+            settings = {k: v for k, v in asdict(config).items()
+                        if k not in ("reasoning", "reasoning_model", "parts")}
+            # the reviews' content too: an edited TSV at the same path is other data
+            settings["reviews_content"] = settings_key([[r.text, r.label] for r in reviews], length=16)
+            key = settings_key(settings)
             results["sentiment"] = _stage(
                 stage_dir / f"sentiment-{key}.json",
                 lambda: run_sentiment(config, reviews, device, Path(scratch), out_dir, key, progress, log),

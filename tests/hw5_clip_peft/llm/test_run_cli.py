@@ -112,3 +112,16 @@ def test_full_profile_offline_with_a_real_size_gpt2_fa_folder(tmp_path, qwen_dir
     assert s["parameters"]["trainable"] == 4 * 768
     assert s["data"]["used"] == {"negative": 4, "positive": 4}
     assert len(s["nearest_tokens"]) == 4 and "Pipeline" not in (out / "report.md").read_text(encoding="utf-8")
+
+
+def test_edited_reviews_at_the_same_path_are_not_reused(tmp_path, capsys):
+    reviews = tmp_path / "reviews.tsv"
+    lines = SAMPLE_REVIEWS.read_text(encoding="utf-8").splitlines()
+    reviews.write_text("\n".join(lines[:9] + lines[-8:]) + "\n", encoding="utf-8")
+    argv = ["--out", str(tmp_path / "run"), "--parts", "sentiment", "--reviews", str(reviews), *SMALL]
+    assert main(argv) == 0
+    reviews.write_text("\n".join(lines[:1] + lines[2:10] + lines[-8:]) + "\n", encoding="utf-8")
+    capsys.readouterr()
+    assert main(argv) == 0
+    assert "reusing" not in capsys.readouterr().out
+    assert len(list((tmp_path / "run" / "stages").glob("sentiment-*.json"))) == 2
