@@ -280,9 +280,10 @@ def find_dogs(profile: Profile, data_root: str | Path | None = None, dogs_dir: s
     """``(source, folder)`` of the Stanford Dogs copy to use; raises :class:`DataNotFoundError` with the fix.
 
     ``dogs_dir`` (the ``--dogs-dir`` flag) wins; its layout decides the source (``Images/`` + ``lists/``:
-    official, else an image folder). Otherwise the full profile wants the archive at
-    ``<data_root>/stanford_dogs`` (or, with ``DLHW_DOWNLOAD=1``, the Hugging Face copy), and the quick profile
-    the real sample at ``<data_root>/stanford_dogs_sample``. ``data_root`` is the ``$DLHW_DATA`` folder.
+    official, else an image folder). Otherwise the full profile (or ``source="official"``) wants the archive
+    at ``<data_root>/stanford_dogs`` (or, with ``DLHW_DOWNLOAD=1``, the Hugging Face copy), and the quick
+    profile (or ``source="folder"``) the real sample at ``<data_root>/stanford_dogs_sample``. ``data_root``
+    is the ``$DLHW_DATA`` folder.
     """
     if source not in SOURCES:
         raise ValueError(f"source must be one of {', '.join(SOURCES)}; got {source!r}")
@@ -307,7 +308,7 @@ def find_dogs(profile: Profile, data_root: str | Path | None = None, dogs_dir: s
         raise DataNotFoundError(f"Stanford Dogs: $DLHW_DATA is not set; set it (or --data-root) to the data "
                                 f"folder holding {OFFICIAL_FOLDER}/ or {SAMPLE_FOLDER}/, or pass --dogs-dir.")
     root = Path(data_root)
-    if profile.full and source != "folder":
+    if source == "official" or (profile.full and source == "auto"):
         if (root / OFFICIAL_FOLDER / "Images").is_dir():
             return "official", root / OFFICIAL_FOLDER
         if downloads_allowed() and source == "auto":

@@ -196,6 +196,9 @@ def test_find_dogs_reads_the_layout_of_dogs_dir(tmp_path, generated_dog_folder):
     (tmp_path / "archive").rename(tmp_path / "data" / "stanford_dogs" / "x")
     make_archive(tmp_path / "data" / "stanford_dogs", {0: (2, 1)})
     assert find_dogs(FULL, tmp_path / "data") == ("official", tmp_path / "data" / "stanford_dogs")
+    assert find_dogs(QUICK, tmp_path / "data", source="official") == ("official", tmp_path / "data" / "stanford_dogs")
+    with pytest.raises(DataNotFoundError, match="sample is not in"):  # asked for the folder: no archive instead
+        find_dogs(FULL, tmp_path / "data", source="folder")
 
 
 def test_splits_from_hf_datasets_objects():
