@@ -92,8 +92,14 @@ class LoraExperiment:
                  device: torch.device, log: Callable[[str], None] | None = None):
         self.cfg, self.profile, self.data_root, self.device, self.log = cfg, profile, data_root, device, log
         self.workdir = Path(workdir) / f"lora-{cfg.key()}"
+        self.trainer_dir = self.checkpoint_dir(workdir, cfg)
         self.results: dict = {"task": "hw5.P5", "profile": profile.name, "settings": asdict(cfg),
                               "settings_key": cfg.key(), "hardware": hardware(device)}
+
+    @staticmethod
+    def checkpoint_dir(workdir: Path, cfg: ExperimentConfig) -> Path:
+        """Where the main LoRA run's Trainer checkpoints go (one folder per settings key)."""
+        return Path(workdir) / f"lora-{cfg.key()}" / "trainer"
 
     def _say(self, text: str) -> None:
         if self.log is not None:
@@ -151,7 +157,7 @@ class LoraExperiment:
     def train(self):
         self.results["hardware"] = hardware(self.device)  # here: the thread count training runs with
         tic = time.perf_counter()
-        self.result = train_classifier(self.lora_model, self.train_ds, self.val_ds, self.workdir / "trainer",
+        self.result = train_classifier(self.lora_model, self.train_ds, self.val_ds, self.trainer_dir,
                                        self.train_config(), log=self.log)
         self.results["training"] = {"epochs": self.result.epochs, "best_val_accuracy": self.result.best_accuracy,
                                     "best_epoch": self.result.best_epoch,

@@ -15,6 +15,7 @@ command after a kill resumes from the last one. Bad input is one line on stderr,
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -23,6 +24,7 @@ from common import (Parser, UsageError, add_standard_args, check_positive, check
                     standard_settings, torch_threads)
 
 from .experiment import ADAPTER, REPORT, RESULTS, ExperimentConfig, LoraExperiment, check_sources, profile_defaults
+from .training import check_checkpoint
 
 PROG = "python -m hw5_clip_peft.vit_lora.run"
 __all__ = ["ADAPTER", "REPORT", "RESULTS", "main"]
@@ -65,8 +67,8 @@ def config_from_args(args, profile) -> ExperimentConfig:
         value = getattr(args, flag)
         if value is not None:
             check_positive(f"--{flag.replace('_', '-')}", value)
-    if args.lr is not None and not args.lr > 0:
-        raise UsageError(f"--lr must be positive, got {args.lr}; e.g. --lr 5e-3.")
+    if args.lr is not None and not (math.isfinite(args.lr) and args.lr > 0):
+        raise UsageError(f"--lr must be a positive finite number, got {args.lr}; e.g. --lr 5e-3.")
     if args.seed is not None and args.seed < 0:
         raise UsageError(f"--seed must be >= 0, got {args.seed}.")
     given = {"model": args.model, "data": args.data, "epochs": args.epochs, "batch_size": args.batch_size,
@@ -94,6 +96,7 @@ def _main(argv: list[str] | None) -> int:
         raise UsageError(f"--out {out} is a file; give a folder.")
     check_writable(out)
     source, model = check_sources(cfg, settings.data_root)  # missing data or weights: exit 2 before any work
+    check_checkpoint(LoraExperiment.checkpoint_dir(out / "checkpoints", cfg))  # a corrupt one: exit 2 now
     print(f"profile {settings.profile.name}; device {settings.device}; model {model or cfg.model}; "
           f"data {source}; output {out}", flush=True)
     threads = settings.threads or (1 if cfg.tiny and settings.device.type == "cpu" else None)

@@ -17,6 +17,8 @@ from typing import Callable
 import numpy as np
 import torch
 
+from common import CheckpointError, load_checkpoint, read_json
+
 from .food_data import collate
 from .lora import quiet_transformers
 
@@ -149,6 +151,35 @@ def last_checkpoint(output_dir: str | Path) -> str | None:
     return get_last_checkpoint(str(folder)) if folder.is_dir() else None
 
 
+def check_checkpoint(output_dir: str | Path) -> str | None:
+    """The checkpoint a resumed run would start from (None: a fresh start), after checking that its trainer
+    state, weights and optimizer state can be read; raises :class:`common.CheckpointError` naming the folder to
+    delete. Reads only; call it before any work."""
+    from safetensors import safe_open
+
+    last = last_checkpoint(output_dir)
+    if last is None:
+        return None
+    folder = Path(last)
+    state = read_json(folder / "trainer_state.json", "Trainer state") if (folder / "trainer_state.json").is_file() \
+        else None
+    if not isinstance(state, dict) or "log_history" not in state:
+        raise CheckpointError(f"checkpoint {folder} has no readable trainer_state.json; delete {folder} to "
+                              f"resume from the one before it (or the whole folder to start fresh).")
+    for weights in folder.glob("*.safetensors"):
+        try:
+            with safe_open(str(weights), framework="pt") as handle:
+                for key in handle.keys():
+                    handle.get_slice(key)
+        except Exception as err:  # safetensors raises its own error types for truncated or foreign files
+            raise CheckpointError(f"checkpoint weights {weights} cannot be read ({type(err).__name__}); delete "
+                                  f"{folder} to resume from the one before it.") from None
+    for torch_file in ("optimizer.pt", "scheduler.pt"):
+        if (folder / torch_file).is_file():
+            load_checkpoint(folder / torch_file)  # CheckpointError when corrupt or holding code
+    return last
+
+
 def train_classifier(model, train_ds, val_ds, output_dir: str | Path, cfg: TrainConfig = TrainConfig(), *,
                      log: Callable[[str], None] | None = None) -> TrainResult:
     """Train ``model`` with ``transformers.Trainer`` on preprocessed datasets (``food_data.preprocess``)."""
@@ -159,7 +190,7 @@ def train_classifier(model, train_ds, val_ds, output_dir: str | Path, cfg: Train
         data_collator=collate, compute_metrics=accuracy_metric, callbacks=[_epoch_log(log, cfg.num_epochs)])
     for noisy in (PrinterCallback, ProgressCallback):  # they print every log dict raw
         trainer.remove_callback(noisy)
-    resume_from = last_checkpoint(output_dir) if cfg.resume else None
+    resume_from = check_checkpoint(output_dir) if cfg.resume else None
     with quiet_transformers():
         trainer.train(resume_from_checkpoint=resume_from)
     return TrainResult(trainer, epoch_records(trainer.state.log_history))

@@ -56,6 +56,8 @@ def _exit_2(argv, capsys, out: Path) -> str:
     (["--epochs", "0"], "--epochs"),
     (["--batch-size", "-1"], "--batch-size"),
     (["--lr", "0"], "--lr"),
+    (["--lr", "inf"], "--lr"),
+    (["--lr", "nan"], "--lr"),
     (["--seed", "-3"], "--seed"),
     (["--train-limit", "2", "--hold-out", "2"], "--hold-out"),
     (["--bogus"], "unrecognized"),
@@ -143,6 +145,24 @@ def test_rerun_resumes_from_the_finished_checkpoint(quick_run, capsys):
     assert again["training"]["epochs"] == first["training"]["epochs"]
     keys = {p.name for p in (out / "checkpoints").iterdir()}
     assert f"lora-{first['settings_key']}" in keys and len(keys) == 2
+
+
+@pytest.mark.parametrize("damage", ["trainer_state.json", "adapter_model.safetensors", "optimizer.pt"])
+def test_a_corrupt_checkpoint_exits_2_before_any_work(quick_run, tmp_path, capsys, damage):
+    import shutil
+
+    out, argv = quick_run
+    copy = tmp_path / "out"
+    shutil.copytree(out, copy)
+    key = json.loads((copy / run.RESULTS).read_text())["settings_key"]
+    trainer = copy / "checkpoints" / f"lora-{key}" / "trainer"
+    last = max(trainer.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+    (last / damage).write_bytes(b"\x00 truncated")
+    before = {p: p.stat().st_mtime_ns for p in copy.rglob("*")}
+    code = run.main([*argv[:argv.index("--out")], "--out", str(copy), *argv[argv.index("--out") + 2:]])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and str(last) in err and "delete" in err, err
+    assert {p: p.stat().st_mtime_ns for p in copy.rglob("*")} == before  # nothing written
 
 
 def test_report_branches_for_a_pretrained_model(quick_run):
