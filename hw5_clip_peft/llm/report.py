@@ -114,10 +114,11 @@ def sentiment_analysis(sentiment: dict) -> str:
     noise = 2 * math.sqrt(_se(sp["accuracy"], n) ** 2 + _se(zs["accuracy"], n) ** 2)
     verdict = ("a difference larger than twice its standard error" if abs(diff) > noise
                else "a difference within twice its standard error, so not a clear one")
+    compared = (f"{'higher' if diff > 0 else 'lower'} by {abs(diff):.3f}, {verdict} (±{noise:.3f})" if diff
+                else "the same accuracy")
     text = (f"On {n} balanced validation reviews the trained soft prompt scores {sp['accuracy']:.3f} against "
-            f"{zs['accuracy']:.3f} for the hand-written zero-shot instruction: "
-            f"{'higher' if diff > 0 else 'lower' if diff < 0 else 'equal'} by {abs(diff):.3f}, {verdict} "
-            f"(±{noise:.3f}). It trains {p['trainable']:,} parameters, {share:.3f} % of the model. {loss}.")
+            f"{zs['accuracy']:.3f} for the hand-written zero-shot instruction: {compared}. It trains "
+            f"{p['trainable']:,} parameters, {share:.3f} % of the model. {loss}.")
     for name, r in (("zero-shot instruction", zs), ("soft prompt", sp)):
         if not 0.2 <= r["positive_rate"] <= 0.8:
             text += (f" The {name} answers mostly one label (predicted positive for "
@@ -145,28 +146,33 @@ def reasoning_analysis(reasoning: dict) -> str:
                 f"extraction and majority voting run end to end on the same problems ({per_level}); "
                 f"self-consistency generated {cost:.1f} times the tokens of one zero-shot chain "
                 f"(k = {reasoning['k']}).")
-    best = max(rows.values(), key=lambda r: r["accuracy"])
-    lines = [f"Overall, {METHOD_NAMES[best['method']]} is the most accurate method in this run "
-             f"({best['accuracy']:.2f}; direct answer {rows['direct']['accuracy']:.2f})."]
+    top_acc = max(r["accuracy"] for r in rows.values())
+    best = " and ".join(METHOD_NAMES[m] for m, r in rows.items() if r["accuracy"] == top_acc)
+    lines = [f"Overall, the most accurate in this run: {best} ({top_acc:.2f}; direct answer "
+             f"{rows['direct']['accuracy']:.2f})."]
     gains = {lv: rows["few_shot_cot"]["by_level"][lv] - rows["direct"]["by_level"][lv] for lv in levels}
-    top = max(gains, key=gains.get)
+    top = max(gains.values())
+    where = [lv for lv, g in gains.items() if g == top]
     lines.append("Few-shot CoT minus direct answer, per level: "
-                 + ", ".join(f"level {lv} {g:+.2f}" for lv, g in gains.items())
-                 + f"; the gain is largest at level {top}"
-                 + (" (more operations: chains help where there are intermediate results to write down)."
-                    if top == levels[-1] else "."))
-    drop = {m: r["by_level"][levels[0]] - r["by_level"][levels[-1]] for m, r in rows.items()}
-    lines.append("From level " + levels[0] + " to level " + levels[-1] + " accuracy falls by "
-                 + ", ".join(f"{d:.2f} ({METHOD_NAMES[m]})" for m, d in drop.items()) + ".")
+                 + ", ".join(f"level {lv} {g:+.2f}" for lv, g in gains.items()) + "; "
+                 + (f"the gain is largest at level {' and '.join(where)}"
+                    + (" (the most operations: chains help where there are intermediate results to write "
+                       "down)." if where == [levels[-1]] else ".")
+                    if top > 0 else "few-shot CoT beats the direct answer at no level."))
+    change = {m: r["by_level"][levels[-1]] - r["by_level"][levels[0]] for m, r in rows.items()}
+    lines.append(f"Accuracy at level {levels[-1]} minus level {levels[0]}: "
+                 + ", ".join(f"{METHOD_NAMES[m]} {d:+.2f}" for m, d in change.items()) + ".")
     lines.append(f"Self-consistency: accuracy {curve[0]:.2f} with one sampled chain and {curve[-1]:.2f} with "
                  f"{len(curve)} ({'higher' if curve[-1] > curve[0] else 'not higher'}), for {cost:.1f} times "
                  f"the tokens of one greedy chain and {sc['seconds'] / max(cot['seconds'], 1e-9):.1f} times "
                  f"its time.")
     zs_gain = cot["accuracy"] - rows["direct"]["accuracy"]
+    few, zero = rows["few_shot_cot"]["answered"], cot["answered"]
     lines.append(f"Zero-shot CoT is {'above' if zs_gain > 0 else 'not above'} the direct answer overall "
-                 f"({zs_gain:+.2f}), and {rows['few_shot_cot']['answered']:.2f} of the few-shot answers "
-                 f"contain a readable number against {cot['answered']:.2f} for zero-shot CoT: worked "
-                 f"examples also fix the answer format.")
+                 f"({zs_gain:+.2f}). {few:.2f} of the few-shot answers contain a readable number against "
+                 f"{zero:.2f} for zero-shot CoT: "
+                 + ("the worked examples also fixed the answer format." if few > zero else
+                    "the worked examples did not make answers easier to read in this run."))
     return " ".join(lines)
 
 

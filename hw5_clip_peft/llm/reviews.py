@@ -138,7 +138,8 @@ def resolve_reviews(value: str | None, full: bool, data_root: Path | None = None
 
 
 def _snapshot_cached(dataset_id: str) -> bool:
-    """Whether the HF cache holds a snapshot of ``dataset_id`` (what :func:`load_hub_reviews` reads offline)."""
+    """Whether the HF cache holds a snapshot of ``dataset_id`` (what :func:`load_hub_reviews` reads
+    offline)."""
     from huggingface_hub import snapshot_download
 
     try:

@@ -54,10 +54,26 @@ def test_twin_sentiment_analysis_is_a_pipeline_check():
 
 def test_real_reasoning_analysis_states_the_comparison():
     text = reasoning_analysis(_reasoning(False))
-    assert "self-consistency is the most accurate" in text
+    assert "the most accurate in this run: self-consistency (0.80" in text
     assert "level 1 +0.00, level 2 +0.30, level 3 +0.40" in text and "largest at level 3" in text
+    assert "level 3 minus level 1: direct answer -0.70" in text
     assert "accuracy 0.50 with one sampled chain and 0.80 with 5 (higher)" in text
-    assert "Zero-shot CoT is above the direct answer" in text
+    assert "Zero-shot CoT is above the direct answer" in text and "also fixed the answer format" in text
+
+
+def test_real_reasoning_analysis_with_no_differences_claims_none():
+    flat = _reasoning(False)
+    for row in flat["methods"]:
+        row.update(by_level={"1": 0.0, "2": 0.0, "3": 0.0}, accuracy=0.0, answered=0.0)
+    flat["methods"][-1]["accuracy_vs_k"] = [0.0] * 5
+    text = reasoning_analysis(flat)
+    assert "beats the direct answer at no level" in text and "largest" not in text
+    assert "direct answer and zero-shot CoT and few-shot CoT and self-consistency (0.00" in text
+    assert "(not higher)" in text and "did not make answers easier to read" in text
+
+
+def test_equal_sentiment_accuracies_are_called_equal():
+    assert "the same accuracy" in sentiment_analysis(_sentiment(False, 0.5, 0.5))
 
 
 def test_report_has_tables_and_labels_twins():
