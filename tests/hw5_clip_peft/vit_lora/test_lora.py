@@ -254,6 +254,32 @@ def test_predict_top5_on_an_image_file(trained, food_folder):
         predict_image(lora_model, processor, food_folder / "missing.jpg")
 
 
+def test_an_interrupted_run_resumes_from_its_last_saved_epoch(food, tmp_path):
+    import json
+    from dataclasses import replace
+
+    cfg = replace(FAST, num_epochs=2, resume=True)
+
+    def fresh():
+        model, processor = tiny(food.labels)
+        return add_lora(model, LoraSettings(r=4))[0], preprocess(food, processor)
+
+    def interrupt_at_epoch_2(line):
+        if line.startswith("epoch 2/"):  # epoch 2 evaluated, not yet saved
+            raise KeyboardInterrupt
+
+    model, (train_ds, val_ds) = fresh()
+    with pytest.raises(KeyboardInterrupt):
+        train_classifier(model, train_ds, val_ds, tmp_path, cfg, log=interrupt_at_epoch_2)
+    saved = sorted(p.name for p in tmp_path.glob("checkpoint-*"))
+    assert saved == ["checkpoint-2"]  # 8 photos, batch 4: epoch 1 ends at step 2
+    state = json.loads((tmp_path / "checkpoint-2" / "trainer_state.json").read_text())
+    model, (train_ds, val_ds) = fresh()
+    result = train_classifier(model, train_ds, val_ds, tmp_path, cfg)
+    assert result.trainer.state.global_step == 4 and [e["epoch"] for e in result.epochs] == [1, 2]
+    assert result.epochs[0] == epoch_records(state["log_history"])[0]  # epoch 1 restored, not trained again
+
+
 def test_epoch_records_from_a_resumed_log_history():
     """A run resumed after its last epoch passes through the epoch loop once more: the first timing stays."""
     history = [{"epoch": 1.0, "epoch_seconds": 2.0}, {"epoch": 1.0, "loss": 3.0, "step": 2},
