@@ -264,6 +264,14 @@ def worker_main(job: WorkerJob) -> None:
     can fix is one line and exit code 2."""
     die_with_parent(signal.SIGTERM)
     signal.signal(signal.SIGTERM, _raise_interrupt)
+    # tqdm (common.fit's bar, even disabled) would create a multiprocessing lock, i.e. a named semaphore that
+    # a worker killed with SIGKILL cannot release: the resource tracker then warns at shutdown. A worker draws
+    # no bars of its own, so a thread lock is enough.
+    import threading
+
+    from tqdm import tqdm as std_tqdm
+
+    std_tqdm.set_lock(threading.RLock())
     try:
         with optuna_quiet(), torch_threads(job.threads):
             objective = Objective(job.data.load(), job.max_epochs, seed=job.seed, device=job.device)
@@ -272,10 +280,19 @@ def worker_main(job: WorkerJob) -> None:
                                identity=job.identity, settings=job.settings, worker_index=job.worker_index)
             run_worker(study, storage, objective, job.budget_epochs)
     except KeyboardInterrupt:
-        sys.exit(130)  # the parent prints the one line
+        _quiet_exit(130)  # the parent prints the one line
     except UserError as err:
         print(f"hw7_hpo worker {job.worker_index}: error: {redact(one_line(err))}", file=sys.stderr)
-        sys.exit(2)
+        _quiet_exit(2)
+
+
+def _quiet_exit(code: int) -> None:
+    """Exit deaf to a second Ctrl-C or the parent's SIGTERM: raised in multiprocessing's exit handlers (which
+    release the worker's semaphores), either would print a traceback. What the worker finished is committed
+    in the storage already."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    sys.exit(code)
 
 
 def _raise_interrupt(signum, frame):
@@ -370,11 +387,12 @@ def _run_processes(study, objective, budget_epochs, method, storage, study_name,
                     lost.append(_lost_line(i, p, [q for q in procs if q.exitcode is None]))
                     print(f"hw7_hpo: {lost[-1]}", file=sys.stderr, flush=True)
     except KeyboardInterrupt:
+        for p in procs:  # Ctrl-C in a terminal reached the workers too: let them stop on their own
+            p.join(timeout=10)
         for p in procs:
             if p.is_alive():
                 p.terminate()  # SIGTERM: the worker fails its trial (not charged) and exits quietly
-        for p in procs:
-            p.join(timeout=30)
+                p.join(timeout=30)
         raise
     for p in procs:
         p.join()

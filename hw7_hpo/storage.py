@@ -99,8 +99,9 @@ def check_storage(url: str, pending_dirs: tuple[Path, ...] = ()) -> None:
         parent = file.resolve().parent
         pending = any(parent == Path(p).resolve() for p in pending_dirs)
         if not parent.is_dir() and not pending:
-            raise StorageError(f"the folder {parent} of --storage {redact(url)!r} does not exist; create it or "
-                               f"give --storage a path in an existing folder.")
+            what = "is a file, not a folder" if parent.exists() else "does not exist"
+            raise StorageError(f"the folder {parent} of --storage {redact(url)!r} {what}; give --storage a path "
+                               f"in an existing folder.")
         try:
             check_writable(file, "--storage")
         except UserError as err:
