@@ -51,7 +51,8 @@ def get_profile(name: str | None = None) -> Profile:
     """The active profile: ``name`` if given, else ``$DLHW_PROFILE``, else ``quick``."""
     value = (name or os.environ.get(PROFILE_ENV) or "quick").strip().lower()
     if value not in PROFILES:
-        raise ConfigError(f"{PROFILE_ENV}={value!r} is not a profile; use one of {', '.join(PROFILES)}.")
+        source = f"--profile {value!r}" if name else f"{PROFILE_ENV}={value!r}"
+        raise ConfigError(f"{source} is not a profile; use one of {', '.join(PROFILES)}.")
     return Profile(value)  # type: ignore[arg-type]
 
 

@@ -71,7 +71,9 @@ def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict:
                                   f"folder) to start fresh.") from None
         raise CheckpointError(f"checkpoint {path} cannot be read (not a torch checkpoint, or truncated); "
                               f"delete it to start fresh.") from None
-    except (RuntimeError, EOFError, OSError, ValueError) as err:
+    except FileNotFoundError:
+        raise CheckpointError(f"checkpoint {path} does not exist.") from None
+    except Exception as err:  # torch raises RuntimeError, EOFError, IndexError, KeyError... on garbage
         raise CheckpointError(f"checkpoint {path} cannot be read ({type(err).__name__}: "
                               f"{' '.join(str(err).split())[:160]}); delete it to start fresh.") from None
     if not isinstance(state, dict):

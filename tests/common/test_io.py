@@ -39,9 +39,14 @@ def test_plain_checkpoints_round_trip_and_garbage_is_reported(tmp_path):
     loaded = load_checkpoint(path)
     assert loaded["epoch"] == 3 and torch.equal(loaded["model"]["w"], torch.arange(4.0))
     assert [p.name for p in path.parent.iterdir()] == ["c.pt"]  # no temporary file left behind
-    (tmp_path / "t.pt").write_bytes(b"PK\x03\x04 truncated")
+    for i, garbage in enumerate((b"PK\x03\x04 truncated", b"\x80\x02garbage", b"", bytes(range(256)) * 4)):
+        (tmp_path / f"t{i}.pt").write_bytes(garbage)
+        with pytest.raises(CheckpointError, match="delete it"):
+            load_checkpoint(tmp_path / f"t{i}.pt")
+    half = path.read_bytes()[: len(path.read_bytes()) // 2]  # a checkpoint cut short by a crash elsewhere
+    (tmp_path / "half.pt").write_bytes(half)
     with pytest.raises(CheckpointError, match="delete it"):
-        load_checkpoint(tmp_path / "t.pt")
+        load_checkpoint(tmp_path / "half.pt")
 
 
 def test_json_records_and_settings_keys(tmp_path):
