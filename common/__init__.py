@@ -15,7 +15,8 @@ from .data import (DATASETS, Splits, TensorSplit, list_image_folder, load_datase
                    read_idx, split_off, stratified_indices)
 from .errors import (CheckpointError, ConfigError, CorruptDataError, DataError, DataNotFoundError,
                      ModelNotFoundError, UsageError, UserError)
-from .io import load_checkpoint, read_json, save_atomic, settings_key, write_json_atomic, write_text_atomic
+from .io import (load_checkpoint, read_json, save_atomic, settings_key, write_bytes_atomic, write_json_atomic,
+                 write_text_atomic)
 from .gradcheck import numeric_gradient, rel_error, scaled_error
 from .metrics import (accuracy, confusion, markdown_table, most_confused, per_class_report,
                       top_k_accuracy)
@@ -32,7 +33,8 @@ __all__ = [
     "read_idx", "split_off", "stratified_indices",
     "CheckpointError", "ConfigError", "CorruptDataError", "DataError", "DataNotFoundError", "ModelNotFoundError",
     "UsageError", "UserError",
-    "load_checkpoint", "read_json", "save_atomic", "settings_key", "write_json_atomic", "write_text_atomic",
+    "load_checkpoint", "read_json", "save_atomic", "settings_key", "write_bytes_atomic", "write_json_atomic",
+    "write_text_atomic",
     "numeric_gradient", "rel_error", "scaled_error",
     "accuracy", "confusion", "markdown_table", "most_confused", "per_class_report", "top_k_accuracy",
     "EarlyStopping", "History", "NonFiniteLossError", "StopTraining", "count_parameters", "evaluate", "fit",

@@ -1,6 +1,6 @@
 """Files written so that a kill never leaves half of one, and checkpoints read without running code.
 
-- :func:`write_text_atomic`, :func:`write_json_atomic`, :func:`save_atomic`: write to a temporary file in
+- :func:`write_bytes_atomic`, :func:`write_text_atomic`, :func:`write_json_atomic`, :func:`save_atomic`: write to a temporary file in
   the same folder, then ``os.replace`` it over the target (atomic on POSIX).
 - :func:`load_checkpoint`: ``torch.load(..., weights_only=True)``; a pickle that would build arbitrary
   objects (and so could run code) is refused with a one-line :class:`~common.errors.CheckpointError`.
@@ -33,6 +33,11 @@ def _atomic(path: str | Path, write) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically (e.g. a PNG rendered into a buffer)."""
+    return _atomic(path, lambda f: f.write(data))
 
 
 def write_text_atomic(path: str | Path, text: str) -> Path:

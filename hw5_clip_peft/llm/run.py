@@ -19,9 +19,9 @@ from dataclasses import replace
 from pathlib import Path
 
 from common import (Parser, UsageError, add_standard_args, check_choice, check_positive, check_writable,
-                    run_cli, standard_settings, torch_threads, write_json_atomic, write_text_atomic)
+                    run_cli, standard_settings, torch_threads, write_bytes_atomic, write_json_atomic,
+                    write_text_atomic)
 from common.errors import DataNotFoundError
-from common.io import _atomic  # common's atomic writer, for PNG bytes (public: text, JSON, torch only)
 
 from .experiment import PARTS, TWIN, profile_config, run_experiment
 from .llm_models import REASONING_MODEL, SENTIMENT_MODEL, resolve_model
@@ -126,7 +126,7 @@ def write_outputs(results: dict, out_dir: Path) -> None:
             buffer = io.BytesIO()
             fig.savefig(buffer, format="png", dpi=110)
             plt.close(fig)
-            _atomic(out_dir / name, lambda f: f.write(buffer.getvalue()))
+            write_bytes_atomic(out_dir / name, buffer.getvalue())
 
 
 def _main(argv: list[str] | None) -> int:
