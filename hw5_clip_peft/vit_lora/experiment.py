@@ -89,8 +89,9 @@ class LoraExperiment:
     """The steps of hw5.P5 on one configuration; see the module docstring."""
 
     def __init__(self, cfg: ExperimentConfig, *, profile: Profile, data_root: Path | None, workdir: Path,
-                 device: torch.device, log: Callable[[str], None] | None = None):
+                 device: torch.device, log: Callable[[str], None] | None = None, progress: bool = False):
         self.cfg, self.profile, self.data_root, self.device, self.log = cfg, profile, data_root, device, log
+        self.progress = progress  # the datasets bars (a hub download); the Trainer reports by `log` lines
         self.workdir = Path(workdir) / f"lora-{cfg.key()}"
         self.trainer_dir = self.checkpoint_dir(workdir, cfg)
         self.results: dict = {"task": "hw5.P5", "profile": profile.name, "settings": asdict(cfg),
@@ -110,7 +111,8 @@ class LoraExperiment:
         cfg = self.cfg
         self.source = resolve_food_source(cfg.data, self.data_root)
         self.data = load_food(self.source, val_fraction=cfg.val_fraction, train_limit=cfg.train_limit,
-                              val_limit=cfg.val_limit, hold_out=cfg.hold_out, seed=cfg.seed)
+                              val_limit=cfg.val_limit, hold_out=cfg.hold_out, seed=cfg.seed,
+                              progress=self.progress)
         self.results["data"] = {"source": self.source, "train": len(self.data.train), "val": len(self.data.val),
                                 "held_out": [h.name for h in self.data.held_out],
                                 "classes": self.data.num_classes,

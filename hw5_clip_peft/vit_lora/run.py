@@ -32,7 +32,7 @@ __all__ = ["ADAPTER", "REPORT", "RESULTS", "main"]
 
 def build_parser() -> Parser:
     parser = Parser(prog=PROG, description=__doc__.split("\n\n")[0])
-    add_standard_args(parser, progress=False)
+    add_standard_args(parser)
     parser.add_argument("--out", default=None, help="output folder (default runs/vit-lora-<profile>)")
     parser.add_argument("--model", default=None,
                         help="tiny, a save_pretrained folder or a hub id (default: quick tiny, full "
@@ -103,7 +103,7 @@ def _main(argv: list[str] | None) -> int:
     with torch_threads(threads):  # the tiny model's ops are too small to split across threads
         exp = LoraExperiment(cfg, profile=settings.profile, data_root=settings.data_root,
                              workdir=out / "checkpoints", device=settings.device,
-                             log=lambda line: print(line, flush=True))
+                             log=lambda line: print(line, flush=True), progress=settings.progress)
         results = exp.run_all()
     exp.write(out)  # adapter (LoRA weights + the trained head), results.json, report.md
     t = results["training"]
