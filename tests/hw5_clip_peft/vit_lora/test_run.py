@@ -51,7 +51,7 @@ def _exit_2(argv, capsys, out: Path) -> str:
 
 
 @pytest.mark.parametrize("argv, says", [
-    (["--profile", "huge"], "DLHW_PROFILE"),
+    (["--profile", "huge"], "profile"),
     (["--device", "tpu"], "device"),
     (["--epochs", "0"], "--epochs"),
     (["--batch-size", "-1"], "--batch-size"),
