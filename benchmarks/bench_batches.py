@@ -12,7 +12,6 @@ the archives next to them); without it the benchmark stops (exit 2) and says so.
 """
 from __future__ import annotations
 
-import argparse
 import os
 import platform
 import shutil
@@ -26,7 +25,9 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from common import TensorBatches, data_root, load_dataset, seed_everything  # noqa: E402
+from common import (DataNotFoundError, Parser, TensorBatches, check_positive, load_dataset, run_cli,  # noqa: E402
+                    seed_everything)
+from common.cli import resolve_data_root  # noqa: E402
 
 
 def make_model() -> nn.Module:
@@ -56,15 +57,21 @@ def timed(batches, repeats: int) -> tuple[float, int]:
     return statistics.median(times), n
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+PROG = "python benchmarks/bench_batches.py"
+
+
+def _main(argv=None) -> int:
+    parser = Parser(prog=PROG, description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--data-root", default=None, help="the datasets folder (default $DLHW_DATA)")
     args = parser.parse_args(argv)
-    root = data_root()
+    check_positive("--repeats", args.repeats)
+    check_positive("--batch-size", args.batch_size)
+    root = resolve_data_root(args.data_root)
     if root is None or not (root / "MNIST" / "raw").exists():
-        print("MNIST not found under $DLHW_DATA: this benchmark needs it (set DLHW_DATA=../shared/data).")
-        return 2
+        raise DataNotFoundError(f"MNIST is not under {root or '$DLHW_DATA (unset)'}/MNIST/raw: this benchmark "
+                                f"needs it; set DLHW_DATA or --data-root (e.g. ../shared/data).")
     import torchvision
     from torchvision import transforms
 
@@ -94,6 +101,10 @@ def main(argv=None) -> int:
     for name, secs, count in rows:
         print(f"{name:<48} {secs:8.2f} {count / secs:10.0f} {baseline / secs:15.1f}x")
     return 0
+
+
+def main(argv=None) -> int:
+    return run_cli(_main, argv, prog=PROG)
 
 
 if __name__ == "__main__":
