@@ -5,7 +5,8 @@ Environment variables (the only global knobs of the project):
 - ``DLHW_PROFILE``: ``quick`` (default; offline, minutes, small real data, tiny models; what CI runs)
   or ``full`` (the real homework: pretrained weights, full datasets, GPU if present).
 - ``DLHW_DATA``: folder holding the datasets (torchvision layout: ``MNIST/raw``, ``cifar-10-batches-py``...).
-- ``DLHW_DOWNLOAD``: ``1`` lets loaders download missing datasets (needs internet). Off by default.
+- ``DLHW_DOWNLOAD``: ``1`` lets loaders download missing datasets and pretrained models (needs internet; see
+  ``common.pretrained.downloads_allowed``, which ``HF_HUB_OFFLINE=1`` vetoes). Off by default.
 """
 from __future__ import annotations
 
@@ -68,11 +69,6 @@ def data_root(required: bool = False, value: str | Path | None = None) -> Path |
             )
         return None
     return Path(value).expanduser().resolve()
-
-
-def download_allowed() -> bool:
-    """Whether loaders may fetch missing data from the internet (``$DLHW_DOWNLOAD=1``)."""
-    return os.environ.get(DOWNLOAD_ENV, "0").strip().lower() in {"1", "true", "yes"}
 
 
 def cache_dir(*parts: str) -> Path:

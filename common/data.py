@@ -29,7 +29,8 @@ import numpy as np
 import torch
 
 from .errors import CorruptDataError, DataNotFoundError
-from .config import DATA_ENV, DOWNLOAD_ENV, cache_dir, data_root, download_allowed
+from .config import DATA_ENV, DOWNLOAD_ENV, cache_dir, data_root
+from .pretrained import downloads_allowed
 from .io import _atomic, settings_key
 
 MNIST_CLASSES = tuple(str(i) for i in range(10))
@@ -212,7 +213,7 @@ def _idx_dataset(name: str, folder: str, classes: tuple[str, ...], tv_class: str
 
     stems = [s for pair in MNIST_STEMS.values() for s in pair]
     found = {s: _find_raw(root, folder, s) for s in stems}
-    if any(p is None for p in found.values()) and download_allowed():
+    if any(p is None for p in found.values()) and downloads_allowed():
         target = _download_root()
         for train in (True, False):
             getattr(tvd, tv_class)(str(target), train=train, download=True)
@@ -255,7 +256,7 @@ def _cifar10(root: Path | None, uint8: bool) -> tuple[TensorSplit, TensorSplit]:
 
     folder = root / "cifar-10-batches-py" if root is not None else None
     missing = [f for f in CIFAR10_FILES if folder is None or not (folder / f).is_file()]
-    if missing and download_allowed():
+    if missing and downloads_allowed():
         root = _download_root()
         tvd.CIFAR10(str(root), train=True, download=True)
         folder = root / "cifar-10-batches-py"
