@@ -16,7 +16,6 @@ else uniform noise images (dense matmuls take the same time on any pixel values)
 """
 from __future__ import annotations
 
-import argparse
 import os
 import platform
 import shlex
@@ -28,7 +27,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from common import load_dataset, torch_threads  # noqa: E402
+from common import (Parser, UsageError, check_positive, check_writable, load_dataset, run_cli,  # noqa: E402
+                    torch_threads)
 from common.errors import DataError  # noqa: E402
 from common.io import write_json_atomic  # noqa: E402
 from hw2_mlp.ff_train import FFTrainConfig, make_pair, train_step  # noqa: E402
@@ -81,8 +81,11 @@ def time_prediction(shared: bool, X, sizes) -> float:
     return len(X) / (time.perf_counter() - tic)
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+PROG = "python benchmarks/bench_ff.py"
+
+
+def _main(argv=None) -> int:
+    parser = Parser(prog=PROG, description=__doc__.splitlines()[0])
     parser.add_argument("--hidden", default="1000,1000,1000")
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--batch-size", type=int, default=100)
@@ -90,7 +93,14 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", help="also write the table as JSON here")
     args = parser.parse_args(argv)
-    sizes = (784,) + tuple(int(w) for w in args.hidden.split(","))
+    for flag in ("steps", "batch_size", "repeats", "threads"):
+        check_positive(f"--{flag.replace('_', '-')}", getattr(args, flag))
+    try:
+        sizes = (784,) + tuple(int(w) for w in args.hidden.split(","))
+    except ValueError:
+        raise UsageError(f"--hidden {args.hidden!r} is not a comma list of widths, e.g. 1000,1000,1000.") from None
+    if args.out:
+        check_writable(args.out)
     X, y, source = images(max(args.steps * args.batch_size, 2000))
     rows = {}
     with torch_threads(args.threads):
@@ -118,6 +128,10 @@ def main(argv=None) -> int:
                                      "units": "training images (one positive + one negative each) or images "
                                               "scored under all ten labels, per second"})
     return 0
+
+
+def main(argv=None) -> int:
+    return run_cli(_main, argv, prog=PROG)
 
 
 if __name__ == "__main__":

@@ -71,11 +71,13 @@ def data_root(required: bool = False, value: str | Path | None = None) -> Path |
     return Path(value).expanduser().resolve()
 
 
-def cache_dir(*parts: str) -> Path:
-    """A writable per-user cache folder (``$DLHW_CACHE`` or ``~/.cache/dlhw``), created on demand."""
+def cache_dir(*parts: str, create: bool = True) -> Path:
+    """A per-user cache folder (``$DLHW_CACHE`` or ``~/.cache/dlhw``), created on demand unless ``create`` is
+    False (an entry point that has not validated its input yet must not write anything)."""
     base = Path(os.environ.get("DLHW_CACHE", Path.home() / ".cache" / "dlhw")).expanduser()
     path = base.joinpath(*parts)
-    path.mkdir(parents=True, exist_ok=True)
+    if create:
+        path.mkdir(parents=True, exist_ok=True)
     return path
 
 

@@ -436,7 +436,7 @@ def _main(argv: list[str] | None) -> int:
     only = EXPERIMENTS if args.only == "all" else tuple(s.strip() for s in args.only.split(","))
     for name in only:
         check_choice("--only", name, EXPERIMENTS + ("all",))
-    checkpoint_dir = args.checkpoint_dir or cache_dir("ff_checkpoints")
+    checkpoint_dir = args.checkpoint_dir or cache_dir("ff_checkpoints", create=False)  # made on first save
     check_writable(checkpoint_dir, "--checkpoint-dir")
     if args.out is not None:
         check_writable(args.out)
