@@ -1,6 +1,6 @@
 import pytest
 
-from common import CheckpointError
+from common import CheckpointError, load_checkpoint
 import torch
 from torch import nn
 
@@ -82,7 +82,7 @@ def test_callbacks_stop_and_propagate(tmp_path):
     ckpt = tmp_path / "c.pt"
     with pytest.raises(Pruned):
         fit(model, opt, train, num_epochs=3, callbacks=[prune], checkpoint_path=ckpt)
-    assert torch.load(ckpt, weights_only=False)["epoch"] == 1  # the epoch's checkpoint was written first
+    assert load_checkpoint(ckpt)["epoch"] == 1  # the epoch's checkpoint was written first
 
 
 def test_bad_arguments_and_corrupt_checkpoint(tmp_path):
