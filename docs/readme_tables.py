@@ -88,8 +88,12 @@ def forward_forward() -> str:
         key = d["experiments"][0]
         run = d[key]
         arch = "784-" + "-".join(str(h) for h in d["config"]["hidden"])
-        state = "partial" if run.get("partial") else "done"
-        epochs = f"{run['epochs_done']} of {run['epochs_planned']} ({state})"
+        if not run.get("partial"):  # a finished run: its final test error
+            note = "same architecture" if key == "backprop" else "final"
+            rows.append(_ff_row(f"{key}" if key == "backprop" else f"{key} FF", arch, run, f"{run['epochs']} (done)",
+                                run["test_error"], note))
+            continue
+        epochs = f"{run['epochs_done']} of {run['epochs_planned']} (partial)"
         if key == "backprop":
             last = run["history"][-1]
             rows.append([key, arch, epochs, "–", f"validation error {_pct(1 - last['val_acc'], 2)}"])
