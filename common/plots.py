@@ -13,10 +13,14 @@ import numpy as np
 
 def save_figure(fig, path: str | Path, dpi: int = 120) -> Path:
     """Save ``fig`` (creating folders) and return the path; the figure stays open for notebooks."""
+    import io
+
+    from .io import write_bytes_atomic
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi, bbox_inches="tight")
-    return path
+    buffer = io.BytesIO()  # rendered in memory, then written atomically: a kill never leaves half an image
+    fig.savefig(buffer, format=path.suffix.lstrip(".") or "png", dpi=dpi, bbox_inches="tight")
+    return write_bytes_atomic(path, buffer.getvalue())
 
 
 def plot_curves(curves: Mapping[str, Sequence[float]], *, xlabel: str = "epoch", ylabel: str = "",

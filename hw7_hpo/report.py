@@ -8,7 +8,6 @@ method) and, per Optuna method, ``optuna_history-<method>.png`` and ``optuna_imp
 from __future__ import annotations
 
 import math
-import os
 import warnings
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -23,11 +22,9 @@ from .space import SEARCH_SPACE
 
 
 def save_figure_atomic(fig, path: Path) -> Path:
-    """``common.plots.save_figure`` to a temporary name, renamed into place (a kill never leaves half a PNG)."""
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    save_figure(fig, tmp)
+    """``common.plots.save_figure`` (atomic), then close the figure."""
+    save_figure(fig, path)
     plt.close(fig)
-    os.replace(tmp, path)
     return path
 
 

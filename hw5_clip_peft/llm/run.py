@@ -19,9 +19,10 @@ from dataclasses import replace
 from pathlib import Path
 
 from common import (Parser, UsageError, add_standard_args, check_choice, check_positive, check_writable,
-                    run_cli, standard_settings, torch_threads, write_bytes_atomic, write_json_atomic,
+                    run_cli, standard_settings, torch_threads, write_json_atomic,
                     write_text_atomic)
 from common.errors import DataNotFoundError
+from common.plots import save_figure
 
 from .experiment import PARTS, TWIN, profile_config, run_experiment
 from .llm_models import REASONING_MODEL, SENTIMENT_MODEL, resolve_model
@@ -113,8 +114,7 @@ def _validate(args, settings):
 
 def write_outputs(results: dict, out_dir: Path) -> None:
     """``results.json``, ``report.md`` and the two figures, each written atomically."""
-    import io
-
+    
     import matplotlib.pyplot as plt  # headless, matplotlib picks Agg by itself; a notebook keeps its backend
 
     write_json_atomic(out_dir / "results.json", results)
@@ -123,10 +123,8 @@ def write_outputs(results: dict, out_dir: Path) -> None:
                              ("reasoning.png", plot_reasoning, "reasoning")):
         if part in results:
             fig = plot(results[part])
-            buffer = io.BytesIO()
-            fig.savefig(buffer, format="png", dpi=110)
+            save_figure(fig, out_dir / name, dpi=110)
             plt.close(fig)
-            write_bytes_atomic(out_dir / name, buffer.getvalue())
 
 
 def _main(argv: list[str] | None) -> int:
