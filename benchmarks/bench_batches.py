@@ -27,7 +27,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from common import (DataNotFoundError, Parser, TensorBatches, check_positive, load_dataset, run_cli,  # noqa: E402
                     seed_everything)
-from common.cli import resolve_data_root  # noqa: E402
+from common.cli import exit_process, resolve_data_root  # noqa: E402
 
 
 def make_model() -> nn.Module:
@@ -108,4 +108,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_process(main())

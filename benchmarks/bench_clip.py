@@ -31,7 +31,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from common import get_profile, torch_threads  # noqa: E402
-from common.cli import Parser, add_standard_args, check_positive, run_cli, standard_settings  # noqa: E402
+from common.cli import Parser, add_standard_args, check_positive, exit_process, run_cli, standard_settings  # noqa: E402
 from hw5_clip_peft.clip.breed_names import breed_names  # noqa: E402
 from hw5_clip_peft.clip.clip_models import ClipSpec, load_clip  # noqa: E402
 from hw5_clip_peft.clip.dog_breeds import STANFORD_DOGS_FOLDERS  # noqa: E402
@@ -144,4 +144,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_process(main())

@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from common import (Parser, UsageError, check_positive, check_writable, load_dataset, run_cli,  # noqa: E402
+from common import (Parser, UsageError, check_positive, check_writable, load_dataset, exit_process, run_cli,  # noqa: E402
                     torch_threads)
 from common.errors import DataError  # noqa: E402
 from common.io import write_json_atomic  # noqa: E402
@@ -135,4 +135,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_process(main())

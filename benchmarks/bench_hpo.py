@@ -26,7 +26,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from common import markdown_table, run_cli, torch_threads, write_json_atomic  # noqa: E402
-from common.cli import Parser, check_positive, check_writable  # noqa: E402
+from common.cli import Parser, check_positive, check_writable, exit_process  # noqa: E402
 from hw7_hpo.genetic import genetic_search  # noqa: E402
 from hw7_hpo.grid import grid_search  # noqa: E402
 from hw7_hpo.objective import DataSpec, Objective  # noqa: E402
@@ -160,4 +160,4 @@ def _bench(cfg: BenchConfig) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_process(main())

@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from common import (Parser, check_positive, get_device, markdown_table, run_cli,  # noqa: E402
+from common import (Parser, check_positive, get_device, markdown_table, exit_process, run_cli,  # noqa: E402
                     torch_threads)
 from hw5_clip_peft.vit_lora.lora import LoraSettings, add_lora  # noqa: E402
 from hw5_clip_peft.vit_lora.lora_merge import latency_table, max_logit_gap, merge_check, merged_copy  # noqa: E402
@@ -88,4 +88,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_process(main())

@@ -19,6 +19,9 @@ Use it as::
 
     def main(argv=None) -> int:
         return run_cli(_main, argv, prog="python -m pkg.job")
+
+    if __name__ == "__main__":
+        exit_process(main())
 """
 from __future__ import annotations
 
@@ -180,6 +183,26 @@ def run_cli(main: Callable[[list[str] | None], int | None], argv: list[str] | No
 
 def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt
+
+
+def exit_process(code: int) -> None:
+    """End an entry point with ``code`` (``sys.exit(main())`` for the contract). After an interrupt (130) a
+    library may have left a non-daemon thread behind: Optuna's heartbeat thread, for one, is started by a
+    context manager that a Ctrl-C landing inside ``Thread.start`` never exits, and it then records heartbeats
+    forever, so the interpreter would wait for it at shutdown and the job would never end. Everything the job
+    computed is already on disk (atomic writes, committed storage), so the process then ends at once with
+    ``os._exit`` after flushing its streams."""
+    import threading
+
+    leftover = [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon]
+    if code == 130 and leftover:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        os._exit(code)
+    sys.exit(code)
 
 
 def die_with_parent(sig: int = signal.SIGTERM) -> None:

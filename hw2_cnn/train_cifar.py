@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 from common import (DATASETS, Parser, UsageError, add_standard_args, cache_dir, check_choice, check_positive,
-                    check_writable, markdown_table, run_cli, standard_settings, torch_threads, write_json_atomic)
+                    check_writable, markdown_table, exit_process, run_cli, standard_settings, torch_threads, write_json_atomic)
 
 from .architectures import VARIANTS
 from .flops import throughput
@@ -173,4 +173,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_process(main())

@@ -46,7 +46,7 @@ import torch.nn.functional as F
 
 from common import (TensorBatches, TensorSplit, cache_dir, evaluate, fit, load_dataset, seed_everything,
                     torch_threads)
-from common.cli import (Parser, add_standard_args, check_choice, check_positive, check_writable, run_cli,
+from common.cli import (Parser, add_standard_args, check_choice, check_positive, check_writable, exit_process, run_cli,
                         standard_settings)
 from common.errors import UsageError
 from common.io import write_json_atomic
@@ -461,4 +461,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_process(main())

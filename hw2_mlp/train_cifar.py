@@ -25,8 +25,8 @@ from pathlib import Path
 import torch
 
 from common import cache_dir, torch_threads
-from common.cli import Parser, add_standard_args, check_choice, check_positive, check_writable, run_cli, \
-    standard_settings
+from common.cli import (Parser, add_standard_args, check_choice, check_positive, check_writable, exit_process,
+                        run_cli, standard_settings)
 from common.errors import DataNotFoundError, UsageError
 from common.io import read_json, settings_key, write_json_atomic
 
@@ -217,4 +217,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_process(main())

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import os
 import signal
 import sys
 import time
@@ -260,10 +261,10 @@ class WorkerJob:
 
 def worker_main(job: WorkerJob) -> None:
     """Entry point of one worker process: die with the parent, load the data, open the study, run trials.
-    Ctrl-C or SIGTERM (also sent when the parent dies) ends it quietly with exit code 130; an error the user
-    can fix is one line and exit code 2."""
-    die_with_parent(signal.SIGTERM)
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    Ctrl-C ends it quietly with exit code 130 (its trial is failed, not charged); SIGTERM (sent when the
+    parent dies, or by the parent's ``terminate``) ends it at once; an error the user can fix is one line and
+    exit code 2."""
+    worker_signals()
     # tqdm (common.fit's bar, even disabled) would create a multiprocessing lock, i.e. a named semaphore that
     # a worker killed with SIGKILL cannot release: the resource tracker then warns at shutdown. A worker draws
     # no bars of its own, so a thread lock is enough.
@@ -287,16 +288,32 @@ def worker_main(job: WorkerJob) -> None:
 
 
 def _quiet_exit(code: int) -> None:
-    """Exit deaf to a second Ctrl-C or the parent's SIGTERM: raised in multiprocessing's exit handlers (which
-    release the worker's semaphores), either would print a traceback. What the worker finished is committed
-    in the storage already."""
+    """Exit without waiting for anything: what the worker finished is committed in the storage already.
+    Not ``sys.exit``: the interpreter would wait for non-daemon threads at shutdown, and Optuna's heartbeat
+    thread is one that a Ctrl-C landing inside its ``Thread.start`` leaves running forever (the heartbeat
+    context manager is never exited), so the worker would outlive its parent."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    sys.exit(code)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
 
 
-def _raise_interrupt(signum, frame):
-    raise KeyboardInterrupt
+def worker_signals() -> None:
+    """A worker ends at once on SIGTERM, and gets SIGTERM when its parent dies."""
+    signal.signal(signal.SIGTERM, _end_now)
+    die_with_parent(signal.SIGTERM)
+
+
+def _end_now(signum, frame):
+    """SIGTERM in a worker: its parent died (``PR_SET_PDEATHSIG``) or is stopping it. Nobody waits for a
+    graceful end, and raising inside Optuna or SQLAlchemy could leave a lock or a thread behind, so the
+    worker ends at once. SQLite and PostgreSQL roll back what was not committed; the running trial keeps no
+    outcome, so it is never charged, and its stale heartbeat has it re-run when the study resumes."""
+    os._exit(128 + signum)
 
 
 def study_result(method: str, study: optuna.Study, budget_epochs: int, wall_seconds: float = 0.0,
@@ -391,7 +408,7 @@ def _run_processes(study, objective, budget_epochs, method, storage, study_name,
             p.join(timeout=10)
         for p in procs:
             if p.is_alive():
-                p.terminate()  # SIGTERM: the worker fails its trial (not charged) and exits quietly
+                p.terminate()  # SIGTERM: the worker ends at once; its trial has no outcome (not charged)
                 p.join(timeout=30)
         raise
     for p in procs:

@@ -13,14 +13,13 @@ in one line that names ``--out``. Bad input is one line on stderr, exit code 2, 
 """
 from __future__ import annotations
 
-import sys
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from common import (CheckpointError, UsageError, UserError, add_standard_args, check_positive,
                     check_writable, get_device, read_json, run_cli, torch_threads, write_json_atomic)
-from common.cli import Parser, positive_int, resolve_data_root
+from common.cli import Parser, exit_process, positive_int, resolve_data_root
 from common.data import DATASETS
 
 from .genetic import genetic_search
@@ -327,4 +326,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_process(main())

@@ -19,13 +19,12 @@ from __future__ import annotations
 
 import csv
 import io
-import sys
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from common import Profile, cache_dir, get_profile, markdown_table, torch_threads
-from common.cli import (Parser, add_standard_args, check_positive, check_writable, run_cli, standard_settings)
+from common.cli import (Parser, add_standard_args, check_positive, check_writable, exit_process, run_cli, standard_settings)
 from common.errors import UsageError
 from common.io import write_json_atomic, write_text_atomic
 
@@ -303,4 +302,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_process(main())

@@ -19,7 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from common import (Parser, UsageError, add_standard_args, check_choice, check_positive, check_writable,
-                    run_cli, standard_settings, torch_threads, write_json_atomic,
+                    exit_process, run_cli, standard_settings, torch_threads, write_json_atomic,
                     write_text_atomic)
 from common.errors import DataNotFoundError
 from common.plots import save_figure
@@ -148,5 +148,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_process(main())
 

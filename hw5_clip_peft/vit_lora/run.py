@@ -16,11 +16,10 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
 from dataclasses import replace
 from pathlib import Path
 
-from common import (Parser, UsageError, add_standard_args, check_positive, check_writable, run_cli,
+from common import (Parser, UsageError, add_standard_args, check_positive, check_writable, exit_process, run_cli,
                     standard_settings, torch_threads)
 
 from .experiment import ADAPTER, REPORT, RESULTS, ExperimentConfig, LoraExperiment, check_sources, profile_defaults
@@ -117,4 +116,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_process(main())

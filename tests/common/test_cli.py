@@ -144,3 +144,29 @@ def test_worker_dies_with_its_parent(tmp_path):
         time.sleep(0.2)
     os.kill(worker_pid, signal.SIGKILL)
     pytest.fail("the worker outlived its parent")
+
+
+def test_an_interrupted_job_ends_although_a_library_left_a_thread_running():
+    """exit_process: after Ctrl-C a non-daemon thread that never stops (Optuna's heartbeat thread when the
+    interrupt lands inside its start) must not keep the process alive; one line, exit 130."""
+    code = ("import threading, time, sys\n"
+            "from common.cli import exit_process, run_cli\n"
+            "def job(argv):\n"
+            "    threading.Thread(target=lambda: time.sleep(3600)).start()\n"
+            "    raise KeyboardInterrupt\n"
+            "exit_process(run_cli(job, [], prog='job'))\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 130 and proc.stderr.count("\n") == 1, proc.stderr
+
+
+@pytest.mark.parametrize("code, expected", [(0, 0), (2, 2)])
+def test_exit_process_waits_for_threads_unless_interrupted(code, expected):
+    """A job that ends normally still lets its non-daemon threads finish (no work is cut short)."""
+    script = ("import threading, time\n"
+              "from common.cli import exit_process\n"
+              "def late():\n"
+              "    time.sleep(0.5); print('finished', flush=True)\n"
+              "threading.Thread(target=late).start()\n"
+              f"exit_process({code})\n")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == expected and "finished" in proc.stdout

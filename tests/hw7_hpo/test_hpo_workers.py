@@ -140,3 +140,48 @@ def test_storage_password_appears_in_no_output_file_or_message(postgres_url, tmp
             assert secret.encode() not in path.read_bytes(), f"{path} holds the password"
         assert secret not in captured.out + captured.err
         assert "***" in (out / "results.json").read_text()
+
+
+def test_a_worker_with_a_leftover_thread_still_dies_with_its_killed_parent(tmp_path):
+    """A worker's Optuna heartbeat thread is not a daemon, and a signal landing inside its ``Thread.start``
+    leaves it running forever. The worker must still end when its parent is SIGKILLed (CI once saw a worker
+    outlive its parent by minutes): SIGTERM from ``PR_SET_PDEATHSIG`` ends it at once."""
+    import signal
+    import sys
+    import time
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("PR_SET_PDEATHSIG is Linux-only")
+    pidfile = tmp_path / "worker.pid"
+    worker = ("import os, threading, time\n"
+              "from hw7_hpo.optuna_search import worker_signals\n"
+              "worker_signals()\n"
+              "threading.Thread(target=time.sleep, args=(3600,)).start()  # the leaked heartbeat thread\n"
+              f"open({str(pidfile)!r}, 'w').write(str(os.getpid()))\n"
+              "time.sleep(3600)\n")
+    parent = ("import subprocess, sys, time\n"
+              f"subprocess.Popen([sys.executable, '-c', {worker!r}])\n"
+              "time.sleep(3600)\n")
+    repo = Path(__file__).resolve().parents[2]
+    proc = subprocess.Popen([sys.executable, "-c", parent], cwd=repo,
+                            env={**os.environ, "PYTHONPATH": str(repo)})
+    deadline = time.time() + 120
+    while not pidfile.exists() and time.time() < deadline:
+        time.sleep(0.2)
+    try:
+        assert pidfile.exists(), "the worker never started"
+        worker_pid = int(pidfile.read_text())
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        try:
+            with open(f"/proc/{worker_pid}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    return  # a zombie waiting for init to reap it is dead
+        except OSError:
+            return
+        time.sleep(0.2)
+    os.kill(worker_pid, signal.SIGKILL)
+    pytest.fail("the worker outlived its killed parent")
