@@ -222,27 +222,58 @@ def _is_journal(storage) -> bool:
     return isinstance(storage, JournalStorage)
 
 
-def fail_stale_trials(study: optuna.Study, storage) -> None:
+def fail_stale_trials(study: optuna.Study, storage, *, grace_s: float = GRACE_PERIOD_S) -> None:
     """Fail the trials of workers that stopped beating and queue their configs once more (see the module
     docstring): Optuna's own function on RDB storages, the same rule via ``study.tell`` on a journal.
-    ``storage`` is the object ``study`` was opened on."""
+    ``storage`` is the object ``study`` was opened on.
+
+    Also failed: a running trial that never recorded a heartbeat and started more than ``grace_s`` ago.
+    Optuna counts such a trial as never stale, but a worker killed between ``study.ask`` and its heartbeat
+    thread's first write (under load the thread may not run before the worker's next few writes) leaves
+    exactly that, and a resumed study would wait for it forever."""
+    callback = retry_callback()
     if has_builtin_heartbeat(storage):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             optuna.storages.fail_stale_trials(study)
+            for trial_id in _never_beaten_trial_ids(storage, study._study_id, grace_s):
+                try:
+                    if not storage.set_trial_state_values(trial_id, state=TrialState.FAIL):
+                        continue
+                except optuna.exceptions.UpdateFinishedTrialError:
+                    continue  # another worker failed it first (or it just finished)
+                callback(study, storage.get_trial(trial_id))
         return
     if not _is_journal(storage):
         return  # in memory: one process, nothing to recover
-    now, callback = time.time(), retry_callback()
+    now = time.time()
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         alive = trial.user_attrs.get(ALIVE_ATTR)
-        if alive is None or now - float(alive) <= GRACE_PERIOD_S:
-            continue  # no heartbeat yet (as in Optuna: never stale), or recent
+        if alive is None:  # never beat: stale once it started more than grace_s ago
+            alive = trial.datetime_start.timestamp() if trial.datetime_start else now
+        if now - float(alive) <= grace_s:
+            continue
         try:
             study.tell(trial.number, state=TrialState.FAIL)
         except (optuna.exceptions.UpdateFinishedTrialError, ValueError, RuntimeError):
             continue  # another worker failed it first (or it just finished)
         callback(study, trial)
+
+
+def _never_beaten_trial_ids(storage, study_id: int, grace_s: float) -> list[int]:
+    """Running trials of an RDB storage that Optuna's own check skips: no heartbeat row at all, and started
+    more than ``grace_s`` ago (``datetime_start`` is the asking client's local time, ``datetime.now()``)."""
+    from datetime import datetime, timedelta
+
+    from optuna.storages._rdb import models
+
+    limit = datetime.now() - timedelta(seconds=grace_s)
+    with storage.scoped_session() as session:
+        running = (session.query(models.TrialModel)
+                   .filter(models.TrialModel.state == TrialState.RUNNING)
+                   .filter(models.TrialModel.study_id == study_id).all())
+        return [t.trial_id for t in running
+                if not t.heartbeats and t.datetime_start is not None and t.datetime_start < limit]
 
 
 @contextlib.contextmanager

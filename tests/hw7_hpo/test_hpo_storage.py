@@ -53,3 +53,27 @@ def test_a_stale_journal_trial_is_failed_and_its_whole_config_queued_once(tmp_pa
     retries = [t for t in trials.values() if retried_trial_number(t) is not None]
     assert len(retries) == 1 and retried_trial_number(retries[0]) == stale
     assert retries[0].state == optuna.trial.TrialState.WAITING and retries[0].params == trials[stale].params
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage:UserWarning")
+@pytest.mark.parametrize("kind", ["sqlite", "journal"])
+def test_a_trial_that_never_beat_is_failed_once_older_than_the_grace_period(kind, tmp_path):
+    """A worker killed between ``study.ask`` and its heartbeat's first write leaves a running trial with no
+    heartbeat at all; Optuna never calls it stale, so a resumed study waited for it forever (seen in CI)."""
+    url = (f"sqlite:///{tmp_path / 'study.db'}" if kind == "sqlite" else f"journal:///{tmp_path / 'study.log'}")
+    storage = open_storage(url)
+    study = optuna.create_study(study_name="s", storage=storage, direction="maximize")
+    trial = study.ask()
+    for p in SEARCH_SPACE:
+        p.suggest(trial)
+    trial.set_user_attr(EPOCH_CAP_ATTR, 2)
+    fail_stale_trials(study, storage)  # just started: a live worker may not have beaten yet
+    assert study.get_trials(deepcopy=False)[trial.number].state == optuna.trial.TrialState.RUNNING
+    time.sleep(0.05)
+    fail_stale_trials(study, storage, grace_s=0.01)
+    fail_stale_trials(study, storage, grace_s=0.01)  # a second pass (another worker) changes nothing
+    trials = optuna.load_study(study_name="s", storage=open_storage(url)).get_trials(deepcopy=False)
+    assert trials[trial.number].state == optuna.trial.TrialState.FAIL
+    retries = [t for t in trials if retried_trial_number(t) is not None]
+    assert len(retries) == 1 and retried_trial_number(retries[0]) == trial.number
+    assert retries[0].state == optuna.trial.TrialState.WAITING and retries[0].params == trials[trial.number].params
