@@ -185,3 +185,33 @@ def test_a_worker_with_a_leftover_thread_still_dies_with_its_killed_parent(tmp_p
         time.sleep(0.2)
     os.kill(worker_pid, signal.SIGKILL)
     pytest.fail("the worker outlived its killed parent")
+
+
+def test_ctrl_c_ends_a_worker_at_once_and_silently(tmp_path):
+    """Ctrl-C reaches every worker (the terminal signals the whole process group). Raised as KeyboardInterrupt
+    it could land in a weakref callback (swallowed, with a traceback on stderr: the job's one line became
+    seven) or inside Thread.start (a heartbeat thread left running). A worker ends at once, 130, silent."""
+    import signal
+    import sys
+    import time
+
+    ready = tmp_path / "ready"
+    worker = ("import threading, time\n"
+              "from hw7_hpo.optuna_search import worker_signals\n"
+              "worker_signals()\n"
+              "threading.Thread(target=time.sleep, args=(3600,)).start()  # the leaked heartbeat thread\n"
+              f"open({str(ready)!r}, 'w').close()\n"
+              "time.sleep(3600)\n")
+    repo = Path(__file__).resolve().parents[2]
+    proc = subprocess.Popen([sys.executable, "-c", worker], cwd=repo, env={**os.environ, "PYTHONPATH": str(repo)},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not ready.exists() and time.time() < deadline:
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    try:
+        out, err = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        pytest.fail("Ctrl-C did not end the worker")
+    assert proc.returncode == 130 and err == "" and out == "", (proc.returncode, err)
