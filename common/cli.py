@@ -196,13 +196,19 @@ def exit_process(code: int) -> None:
 
     leftover = [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon]
     if code == 130 and leftover:
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                stream.flush()
-            except (OSError, ValueError):
-                pass
-        os._exit(code)
+        end_now(code)
     sys.exit(code)
+
+
+def end_now(code: int) -> None:
+    """Flush stdout and stderr, then end the process with ``code`` at once (``os._exit``): no exit handlers,
+    no waiting for threads. Only for a process whose work is already on disk."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
 
 
 def die_with_parent(sig: int = signal.SIGTERM) -> None:

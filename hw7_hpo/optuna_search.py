@@ -38,7 +38,7 @@ import torch
 from optuna.trial import TrialState
 
 from common import UserError, torch_threads
-from common.cli import die_with_parent, one_line
+from common.cli import die_with_parent, end_now, one_line
 
 from .objective import STATUSES, DataSpec, Objective
 from .records import MethodResult, TrialRecord
@@ -279,26 +279,9 @@ def worker_main(job: WorkerJob) -> None:
             study = open_study(job.method, storage, job.study_name, seed=job.seed, max_epochs=job.max_epochs,
                                identity=job.identity, settings=job.settings, worker_index=job.worker_index)
             run_worker(study, storage, objective, job.budget_epochs)
-    except KeyboardInterrupt:
-        _quiet_exit(130)  # the parent prints the one line
     except UserError as err:
         print(f"hw7_hpo worker {job.worker_index}: error: {redact(one_line(err))}", file=sys.stderr)
-        _quiet_exit(2)
-
-
-def _quiet_exit(code: int) -> None:
-    """Exit without waiting for anything: what the worker finished is committed in the storage already.
-    Not ``sys.exit``: the interpreter would wait for non-daemon threads at shutdown, and Optuna's heartbeat
-    thread is one that a Ctrl-C landing inside its ``Thread.start`` leaves running forever (the heartbeat
-    context manager is never exited), so the worker would outlive its parent."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):
-            pass
-    os._exit(code)
+        end_now(2)  # not sys.exit: it would wait for a heartbeat thread that may never stop (see _end_now)
 
 
 def worker_signals() -> None:
