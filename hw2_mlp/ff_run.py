@@ -52,8 +52,8 @@ from common.errors import UsageError
 from common.io import write_json_atomic
 
 from .ff_train import (FFTrainConfig, accuracy_of, checkpoint_file, ff_losses, fit_linear_probe, fixed_pair,
-                       probe_features, train_ff)
-from .forward_forward import LABEL_VALUE, THETA_PER_UNIT, FFNet, SupervisedFF, backprop_mlp
+                       probe_features, train_ff, without_added_defaults)
+from .forward_forward import LABEL_VALUE, OPTIMIZERS, THETA_PER_UNIT, FFNet, SupervisedFF, backprop_mlp
 
 PROG = "python -m hw2_mlp.ff_run"
 # Hinton (2022), sections 3.2-3.3: test error of a 4 x 2000 ReLU net on the permutation-invariant task.
@@ -90,6 +90,22 @@ class FFRunConfig:
     test_every: int = 1        # supervised: test accuracy every this many epochs
     quick_probe_every: int = 0  # unsupervised: a linear probe on 10k images every this many epochs (0 = off)
     seed: int = 0
+    # loeweX's recipe: --optimizer sgd --weight-decay 3e-4 --full-grad 1 (see LOEWEX_RECIPE)
+    optimizer: str = "adam"
+    weight_decay: float = 0.0
+    full_grad: bool = False
+    probe_optimizer: str = "adam"
+    probe_weight_decay: float = 0.0
+
+
+# Fields added after the long runs' checkpoints were written: left out of a checkpoint's key while they keep
+# these defaults (so those checkpoints still resume); any other value is keyed like every other setting.
+ADDED_RUN_SETTINGS = {"optimizer": "adam", "weight_decay": 0.0, "full_grad": False, "probe_optimizer": "adam",
+                      "probe_weight_decay": 0.0}
+# loeweX/Forward-Forward's config.yaml and model, as flags of this command (its linear classifier is trained
+# alongside the net with SGD lr 1e-2 / weight decay 3e-3; here it is trained afterwards with the same rule)
+LOEWEX_RECIPE = ("--optimizer sgd --lr 1e-3 --weight-decay 3e-4 --theta 1 --label-value 1 --peer-norm 0.03 "
+                 "--full-grad 1 --probe-optimizer sgd --probe-lr 1e-2 --probe-weight-decay 3e-3")
 
 
 PROFILES = {
@@ -116,7 +132,13 @@ def load_mnist(config: FFRunConfig, root: Path | None = None) -> tuple[TensorSpl
 
 def _train_config(config: FFRunConfig, num_epochs: int) -> FFTrainConfig:
     return FFTrainConfig(num_epochs=num_epochs, batch_size=config.batch_size, lr=config.lr,
+                         weight_decay=config.weight_decay, optimizer=config.optimizer,
                          negatives=config.negatives, test_every=config.test_every, seed=config.seed)
+
+
+def _keyed_config(config: FFRunConfig) -> dict:
+    """The config as it enters a checkpoint's key (:data:`ADDED_RUN_SETTINGS` at their defaults left out)."""
+    return without_added_defaults(asdict(config), ADDED_RUN_SETTINGS)
 
 
 def _slim(records: list[dict]) -> list[dict]:
@@ -135,11 +157,12 @@ def run_supervised(train: TensorSplit, test: TensorSplit, config: FFRunConfig, d
     """Supervised FF, then both prediction rules. Returns (net, history records, results)."""
     seed_everything(config.seed)
     net = SupervisedFF((train.X[0].numel(),) + config.hidden, config.theta_per_unit,
-                       label_value=config.label_value, peer_norm=config.peer_norm).to(device)
+                       label_value=config.label_value, peer_norm=config.peer_norm,
+                       full_grad=config.full_grad).to(device)
     tic = time.perf_counter()
     train_config = _train_config(config, config.sup_epochs)
     settings = _data_settings(config, train)
-    path = checkpoint_file(checkpoint_dir, "supervised", {**settings, "config": asdict(config)}) \
+    path = checkpoint_file(checkpoint_dir, "supervised", {**settings, "config": _keyed_config(config)}) \
         if checkpoint_dir else None
     history = train_ff(net, train, train_config, mode="supervised", val=val, test=test, checkpoint_path=path,
                        settings=settings, log=log, after_epoch=on_epoch)
@@ -177,7 +200,8 @@ def _linear_probe(net: FFNet, train: TensorSplit, test: TensorSplit, config: FFR
     _, history, metrics = fit_linear_probe(train_feats, train.y.to(device),
                                            {name: (feats[name], split.y.to(device)) for name, split in sets},
                                            num_epochs=epochs or config.probe_epochs, lr=config.probe_lr,
-                                           seed=config.seed)
+                                           weight_decay=config.probe_weight_decay,
+                                           optimizer=config.probe_optimizer, seed=config.seed)
     return history, metrics
 
 
@@ -186,11 +210,12 @@ def run_unsupervised(train: TensorSplit, test: TensorSplit, config: FFRunConfig,
                      on_epoch=None) -> tuple[FFNet, list[dict], dict]:
     """Unsupervised FF (real vs hybrid images), then a linear classifier on the frozen net's activities."""
     seed_everything(config.seed)
-    net = FFNet((train.X[0].numel(),) + config.hidden, config.theta_per_unit, config.peer_norm).to(device)
+    net = FFNet((train.X[0].numel(),) + config.hidden, config.theta_per_unit, config.peer_norm,
+                config.full_grad).to(device)
     tic = time.perf_counter()
     train_config = _train_config(config, config.unsup_epochs)
     settings = _data_settings(config, train)
-    path = checkpoint_file(checkpoint_dir, "unsupervised", {**settings, "config": asdict(config)}) \
+    path = checkpoint_file(checkpoint_dir, "unsupervised", {**settings, "config": _keyed_config(config)}) \
         if checkpoint_dir else None
     quick_train = train.head(min(len(train), QUICK_PROBE_IMAGES), config.seed)
 
@@ -234,7 +259,7 @@ def run_backprop(train: TensorSplit, test: TensorSplit, config: FFRunConfig, dev
     batches = TensorBatches(train.X, train.y, config.batch_size, device=device, seed=config.seed)
     monitor = val if val is not None and len(val) else test
     monitor_batches = TensorBatches(monitor.X, monitor.y, 4096, shuffle=False, device=device)
-    path = checkpoint_file(checkpoint_dir, "backprop", {**_data_settings(config, train), "config": asdict(config)}) \
+    path = checkpoint_file(checkpoint_dir, "backprop", {**_data_settings(config, train), "config": _keyed_config(config)}) \
         if checkpoint_dir else None
     tic = time.perf_counter()
     history = fit(model, optimizer, batches, num_epochs=config.baseline_epochs, val_batches=monitor_batches,
@@ -369,6 +394,13 @@ def build_parser() -> Parser:
     parser.add_argument("--theta", type=float, dest="theta_per_unit", help="threshold per unit of width")
     parser.add_argument("--label-value", type=float, help="height of the one-hot label pixels")
     parser.add_argument("--peer-norm", type=float, help="weight of peer normalisation (0 = off)")
+    parser.add_argument("--optimizer", help="adam (default) or sgd (momentum 0.9): the FF layers' update rule")
+    parser.add_argument("--weight-decay", type=float, help="the FF layers' weight decay (default 0)")
+    parser.add_argument("--full-grad", type=int, choices=(0, 1),
+                        help="1: train through a ReLU whose gradient also passes below zero (loeweX)")
+    parser.add_argument("--probe-lr", type=float, help="learning rate of the linear classifiers")
+    parser.add_argument("--probe-optimizer", help="adam (default) or sgd: the linear classifiers' update rule")
+    parser.add_argument("--probe-weight-decay", type=float, help="the linear classifiers' weight decay")
     parser.add_argument("--limit-train", type=int)
     parser.add_argument("--limit-test", type=int)
     parser.add_argument("--merge-val", type=int, choices=(0, 1), help="1: train on all 60k training images")
@@ -398,10 +430,12 @@ def config_from_args(args) -> tuple[str, FFRunConfig]:
     config = PROFILES[profile]
     names = ("sup_epochs", "unsup_epochs", "baseline_epochs", "probe_epochs", "lr", "batch_size", "negatives",
              "theta_per_unit", "label_value", "peer_norm", "limit_train", "limit_test", "test_every",
-             "quick_probe_every", "seed")
+             "quick_probe_every", "seed", "optimizer", "weight_decay", "probe_lr", "probe_optimizer",
+             "probe_weight_decay")
     overrides = {k: getattr(args, k) for k in names if getattr(args, k, None) is not None}
-    if getattr(args, "merge_val", None) is not None:
-        overrides["merge_val"] = bool(args.merge_val)
+    for flag in ("merge_val", "full_grad"):
+        if getattr(args, flag, None) is not None:
+            overrides[flag] = bool(getattr(args, flag))
     if args.hidden:
         try:
             overrides["hidden"] = tuple(int(w) for w in args.hidden.split(","))
@@ -425,7 +459,12 @@ def config_from_args(args) -> tuple[str, FFRunConfig]:
     _check_float("--theta", config.theta_per_unit, 0.0)
     _check_float("--label-value", config.label_value, 0.0)
     _check_float("--peer-norm", config.peer_norm, 0.0, strict=False)
+    _check_float("--weight-decay", config.weight_decay, 0.0, strict=False)
+    _check_float("--probe-lr", config.probe_lr, 0.0)
+    _check_float("--probe-weight-decay", config.probe_weight_decay, 0.0, strict=False)
     check_choice("--negatives", config.negatives, ("random", "hard"))
+    check_choice("--optimizer", config.optimizer, OPTIMIZERS)
+    check_choice("--probe-optimizer", config.probe_optimizer, OPTIMIZERS)
     return profile, config
 
 

@@ -36,7 +36,7 @@ from common.errors import CheckpointError
 from common.io import load_checkpoint, save_atomic, settings_key
 
 from .ff_data import MASK_BLUR_STEPS, hard_wrong_labels, hybrid_images, random_wrong_labels
-from .forward_forward import STAT_KEYS, FFNet, SupervisedFF, ff_loss, goodness, layer_optimizers
+from .forward_forward import OPTIMIZERS, STAT_KEYS, FFNet, SupervisedFF, ff_loss, goodness, layer_optimizers
 
 MODES = ("supervised", "unsupervised")
 NEGATIVES = ("random", "hard")
@@ -51,6 +51,8 @@ class FFTrainConfig:
     batch_size: int = 100
     lr: float = 1e-3
     weight_decay: float = 0.0
+    optimizer: str = "adam"        # or "sgd" (with momentum; loeweX's recipe)
+    momentum: float = 0.9          # sgd only
     cooldown: bool = True          # linear learning-rate decay over the second half of training
     negatives: str = "random"      # supervised only: "random" or "hard" wrong labels
     hard_temperature: float = 1.0  # softmax temperature on per-unit goodness for hard wrong labels
@@ -148,12 +150,26 @@ def checkpoint_file(folder: str | Path, variant: str, settings: dict) -> Path:
     return Path(folder) / f"ff_{variant}_{settings_key({**settings, 'code_version': CODE_VERSION})}.pt"
 
 
+# Settings added after checkpoints of long runs existed: left out of a checkpoint's key while they keep these
+# values, so those checkpoints stay valid; any other value is part of the key like every other setting.
+ADDED_TRAIN_SETTINGS = {"optimizer": "adam", "momentum": 0.9}
+
+
+def without_added_defaults(settings: dict, added: dict) -> dict:
+    """``settings`` minus the entries of ``added`` that still hold their default value (see above)."""
+    return {k: v for k, v in settings.items() if k not in added or v != added[k]}
+
+
 def train_settings(net: FFNet, mode: str, config: FFTrainConfig) -> dict:
     """What the checkpoint must match to be resumed: mode, sizes, the layers' options and the config."""
     first = net.layers[0]
-    return {"mode": mode, "sizes": list(net.sizes), "theta": [layer.theta for layer in net.layers],
-            "peer_norm": first.peer_norm, "label_value": getattr(net, "label_value", None),
-            "config": asdict(config), "code_version": CODE_VERSION}
+    settings = {"mode": mode, "sizes": list(net.sizes), "theta": [layer.theta for layer in net.layers],
+                "peer_norm": first.peer_norm, "label_value": getattr(net, "label_value", None),
+                "config": without_added_defaults(asdict(config), ADDED_TRAIN_SETTINGS),
+                "code_version": CODE_VERSION}
+    if first.full_grad:
+        settings["full_grad"] = True
+    return settings
 
 
 def train_ff(net: FFNet, train: TensorSplit, config: FFTrainConfig = FFTrainConfig(), *,
@@ -178,13 +194,16 @@ def train_ff(net: FFNet, train: TensorSplit, config: FFTrainConfig = FFTrainConf
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    if config.optimizer not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {config.optimizer!r}")
     if config.negatives not in NEGATIVES:
         raise ValueError(f"negatives must be one of {NEGATIVES}, got {config.negatives!r}")
     if mode == "supervised" and not isinstance(net, SupervisedFF):
         raise TypeError("supervised FF needs a SupervisedFF net (it embeds labels); use mode='unsupervised' "
                         "for a plain FFNet")
     device = next(net.parameters()).device
-    optimizers = layer_optimizers(net, config.lr, config.weight_decay)
+    optimizers = layer_optimizers(net, config.lr, config.weight_decay, optimizer=config.optimizer,
+                                  momentum=config.momentum)
     batches = TensorBatches(train.X, train.y, config.batch_size, shuffle=True, drop_last=True, device=device,
                             seed=config.seed)
     generator = torch.Generator().manual_seed(config.seed + 1)  # negatives and masks
@@ -281,8 +300,10 @@ def accuracy_of(net: SupervisedFF, split: TensorSplit, batch_size: int = 1000) -
 
 def fit_linear_probe(train_features: torch.Tensor, y_train: torch.Tensor, eval_sets: dict, *,
                      num_epochs: int = 10, lr: float = 1e-3, batch_size: int = 100,
-                     weight_decay: float = 0.0, seed: int = 0) -> tuple[nn.Module, dict, dict]:
-    """A linear softmax classifier on frozen features, trained with :func:`common.fit` (Adam).
+                     weight_decay: float = 0.0, seed: int = 0, optimizer: str = "adam",
+                     momentum: float = 0.9) -> tuple[nn.Module, dict, dict]:
+    """A linear softmax classifier on frozen features, trained with :func:`common.fit` (Adam, or SGD with
+    ``momentum`` when ``optimizer="sgd"``).
 
     Args:
         train_features: (N, F) features (e.g. :meth:`FFNet.features`), y_train: (N,) labels.
@@ -293,11 +314,16 @@ def fit_linear_probe(train_features: torch.Tensor, y_train: torch.Tensor, eval_s
     torch.manual_seed(seed)
     num_classes = 1 + max(int(y.max()) for y in [y_train] + [y for _, y in eval_sets.values()])
     model = nn.Linear(train_features.shape[1], num_classes).to(train_features.device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    if optimizer == "sgd":
+        step_rule = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
+    elif optimizer == "adam":
+        step_rule = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    else:
+        raise ValueError(f"optimizer must be 'adam' or 'sgd', got {optimizer!r}")
     batches = TensorBatches(train_features, y_train, batch_size, seed=seed)
     sets = {name: TensorBatches(f, y, 4096, shuffle=False) for name, (f, y) in eval_sets.items()}
     first = next(iter(sets.values()), None)
-    history = fit(model, optimizer, batches, num_epochs=num_epochs, val_batches=first,
+    history = fit(model, step_rule, batches, num_epochs=num_epochs, val_batches=first,
                   loss_fn=F.cross_entropy, progress=False, desc="linear probe")
     metrics = {"train": evaluate(model, TensorBatches(train_features, y_train, 4096, shuffle=False))}
     metrics.update({name: evaluate(model, b) for name, b in sets.items()})

@@ -54,6 +54,28 @@ def length_normalize(h: torch.Tensor, eps: float = NORM_EPS) -> torch.Tensor:
     return h / (h.pow(2).mean(dim=1, keepdim=True).sqrt() + eps)
 
 
+class _ReLUFullGrad(torch.autograd.Function):
+    """ReLU forward, identity backward: a unit below zero still receives its gradient."""
+
+    @staticmethod
+    def forward(ctx, z: torch.Tensor) -> torch.Tensor:
+        return z.clamp(min=0)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        return grad
+
+
+def relu_full_grad(z: torch.Tensor) -> torch.Tensor:
+    """``relu(z)`` whose gradient passes through unchanged, also where ``z < 0`` (loeweX's ``ReLU_full_grad``).
+
+    The goodness term cannot tell the difference: its gradient with respect to ``h`` is ``2 h``, zero for a
+    silent unit either way. Only the peer-normalisation term changes: it can now raise a unit that is silent
+    on the whole batch, so a dead unit comes back instead of staying dead.
+    """
+    return _ReLUFullGrad.apply(z)
+
+
 def goodness(h: torch.Tensor) -> torch.Tensor:
     """Sum of squared activities: (B, D) -> (B,)."""
     return h.pow(2).sum(dim=1)
@@ -74,11 +96,13 @@ class FFLayer(nn.Module):
     Args:
         theta_per_unit: ``theta = theta_per_unit * out_features`` (a mean squared activity).
         peer_norm: weight of the peer-normalisation term in :meth:`loss` (0 = off).
+        full_grad: train through :func:`relu_full_grad` instead of the plain ReLU (the forward pass is the same).
     """
 
     def __init__(self, in_features: int, out_features: int, theta_per_unit: float = THETA_PER_UNIT,
-                 peer_norm: float = 0.0, peer_momentum: float = PEER_MOMENTUM):
+                 peer_norm: float = 0.0, peer_momentum: float = PEER_MOMENTUM, full_grad: bool = False):
         super().__init__()
+        self.full_grad = bool(full_grad)
         self.linear = nn.Linear(in_features, out_features)
         # threshold on the sum of squares = theta_per_unit * width: a mean squared activity of theta_per_unit
         self.theta = float(theta_per_unit) * out_features
@@ -102,7 +126,8 @@ class FFLayer(nn.Module):
 
     def loss_from_preactivation(self, z_pos: torch.Tensor, z_neg: torch.Tensor) -> tuple[torch.Tensor, dict]:
         """:meth:`loss` given the pre-activations ``W x + b`` of positives (B, D) and negatives (B', D)."""
-        h_pos, h_neg = F.relu(z_pos), F.relu(z_neg)
+        act = relu_full_grad if self.full_grad else F.relu
+        h_pos, h_neg = act(z_pos), act(z_neg)
         g_pos, g_neg = goodness(h_pos), goodness(h_neg)
         loss = ff_loss(g_pos, g_neg, self.theta)
         peer = torch.zeros((), device=z_pos.device)
@@ -130,14 +155,16 @@ class FFNet(nn.Module):
         sizes: ``(D_in, D_1, ..., D_L)``.
         theta_per_unit: threshold per unit of width (``theta_l = theta_per_unit * D_l``).
         peer_norm: weight of every layer's peer-normalisation term (0 = off).
+        full_grad: every layer trains through :func:`relu_full_grad`.
     """
 
-    def __init__(self, sizes: tuple[int, ...], theta_per_unit: float = THETA_PER_UNIT, peer_norm: float = 0.0):
+    def __init__(self, sizes: tuple[int, ...], theta_per_unit: float = THETA_PER_UNIT, peer_norm: float = 0.0,
+                 full_grad: bool = False):
         super().__init__()
         if len(sizes) < 2:
             raise ValueError(f"sizes must list the input width and at least one layer, got {sizes}")
         self.sizes = tuple(int(s) for s in sizes)
-        self.layers = nn.ModuleList(FFLayer(a, b, theta_per_unit, peer_norm)
+        self.layers = nn.ModuleList(FFLayer(a, b, theta_per_unit, peer_norm, full_grad=full_grad)
                                     for a, b in zip(sizes[:-1], sizes[1:]))
 
     def activities(self, X: torch.Tensor) -> list[torch.Tensor]:
@@ -205,8 +232,8 @@ class SupervisedFF(FFNet):
 
     def __init__(self, sizes: tuple[int, ...], theta_per_unit: float = THETA_PER_UNIT,
                  num_classes: int = NUM_CLASSES, label_value: float = LABEL_VALUE, peer_norm: float = 0.0,
-                 shared_first_layer: bool = True):
-        super().__init__(sizes, theta_per_unit, peer_norm)
+                 shared_first_layer: bool = True, full_grad: bool = False):
+        super().__init__(sizes, theta_per_unit, peer_norm, full_grad)
         self.num_classes, self.label_value = num_classes, float(label_value)
         self.shared_first_layer = bool(shared_first_layer)
 
@@ -278,14 +305,23 @@ def backprop_mlp(sizes: tuple[int, ...], num_classes: int = NUM_CLASSES) -> nn.S
     return nn.Sequential(*modules)
 
 
-def layer_optimizers(net: FFNet, lr: float, weight_decay: float = 0.0,
-                     fused: bool | None = None) -> list[torch.optim.Optimizer]:
-    """One Adam per layer: each layer's update depends on nothing but its own parameters and loss.
+OPTIMIZERS = ("adam", "sgd")
 
-    ``fused`` (default: on for float parameters on CPU and CUDA) runs Adam's update as one kernel per layer
-    instead of a dozen element-wise passes per tensor: on one CPU thread that update took half of a
-    3 x 1000 training step (benchmarks/bench_ff.py); the result is the same update.
+
+def layer_optimizers(net: FFNet, lr: float, weight_decay: float = 0.0, fused: bool | None = None, *,
+                     optimizer: str = "adam", momentum: float = 0.9) -> list[torch.optim.Optimizer]:
+    """One optimizer per layer: each layer's update depends on nothing but its own parameters and loss.
+
+    ``optimizer="adam"`` (the default) or ``"sgd"`` with ``momentum`` (loeweX's recipe: SGD, momentum 0.9,
+    weight decay 3e-4). ``fused`` (default: on for float parameters on CPU and CUDA) runs Adam's update as one
+    kernel per layer instead of a dozen element-wise passes per tensor: on one CPU thread that update took
+    half of a 3 x 1000 training step (benchmarks/bench_ff.py); the result is the same update.
     """
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
+    if optimizer == "sgd":
+        return [torch.optim.SGD(layer.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
+                for layer in net.layers]
     if fused is None:
         params = list(net.parameters())
         fused = all(p.dtype.is_floating_point and p.device.type in ("cpu", "cuda") for p in params)

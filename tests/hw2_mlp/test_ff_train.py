@@ -207,3 +207,57 @@ def test_unsupervised_ff_with_linear_classifier_beats_chance_on_real_mnist(mnist
     net, records, results = run_unsupervised(train, test, config, torch.device("cpu"), None, log=None)
     assert 1.0 - results["test_error"] >= 6 * CHANCE
     assert isinstance(train, TensorSplit) and len(results["train_ff_loss"]) == 2
+
+
+def test_the_loewex_recipe_flags_reach_the_config_and_bad_values_are_refused():
+    from hw2_mlp.ff_run import LOEWEX_RECIPE, _train_config
+    _, config = config_from_args(parse_args(LOEWEX_RECIPE.split()))
+    assert (config.optimizer, config.lr, config.weight_decay, config.full_grad) == ("sgd", 1e-3, 3e-4, True)
+    assert (config.theta_per_unit, config.label_value, config.peer_norm) == (1.0, 1.0, 0.03)
+    assert (config.probe_optimizer, config.probe_lr, config.probe_weight_decay) == ("sgd", 1e-2, 3e-3)
+    train_config = _train_config(config, 4)
+    assert (train_config.optimizer, train_config.weight_decay) == ("sgd", 3e-4)
+    for bad, match in ((["--optimizer", "rmsprop"], "--optimizer"), (["--weight-decay", "-1"], "--weight-decay"),
+                       (["--probe-optimizer", "lbfgs"], "--probe-optimizer"), (["--probe-lr", "0"], "--probe-lr"),
+                       (["--probe-weight-decay", "nan"], "--probe-weight-decay")):
+        with pytest.raises(UsageError, match=match):
+            config_from_args(parse_args(bad))
+
+
+def test_settings_added_later_keep_old_checkpoint_names_only_at_their_defaults(tmp_path):
+    from dataclasses import asdict
+
+    from hw2_mlp.ff_run import ADDED_RUN_SETTINGS, _keyed_config
+    from hw2_mlp.ff_train import ADDED_TRAIN_SETTINGS, train_settings
+    old = {k: v for k, v in asdict(FFRunConfig()).items() if k not in ADDED_RUN_SETTINGS}  # as keyed before
+    assert _keyed_config(FFRunConfig()) == old
+    names = {checkpoint_file(tmp_path, "supervised", {"config": old})}
+    for field, value in (("optimizer", "sgd"), ("weight_decay", 3e-4), ("full_grad", True),
+                         ("probe_optimizer", "sgd"), ("probe_weight_decay", 1e-3)):
+        from dataclasses import replace
+        names.add(checkpoint_file(tmp_path, "supervised", {"config": _keyed_config(replace(FFRunConfig(),
+                                                                                            **{field: value}))}))
+    assert len(names) == 6  # every added setting, off its default, gives another checkpoint
+    net = FFNet((64, 8))
+    assert set(ADDED_TRAIN_SETTINGS).isdisjoint(train_settings(net, "unsupervised", FFTrainConfig())["config"])
+    assert train_settings(net, "unsupervised", FFTrainConfig(optimizer="sgd"))["config"]["optimizer"] == "sgd"
+    assert "full_grad" not in train_settings(net, "unsupervised", FFTrainConfig())
+    assert train_settings(FFNet((64, 8), full_grad=True), "unsupervised", FFTrainConfig())["full_grad"] is True
+
+
+def test_sgd_training_and_an_sgd_probe_run(digits):
+    train, test = digits
+    torch.manual_seed(0)
+    net = SupervisedFF((64, 32, 32), theta_per_unit=1.0, label_value=1.0, peer_norm=0.03, full_grad=True)
+    history = train_ff(net, train, small_config(num_epochs=6, optimizer="sgd", lr=1e-2, weight_decay=3e-4),
+                       log=None)
+    assert len(history) == 6 and all(per_epoch[-1] < per_epoch[0] / 3  # every layer's loss falls
+                                     for per_epoch in history.layer("loss"))
+    feats = probe_features(net, train, neutral=True)
+    model, _, metrics = fit_linear_probe(feats, train.y, {"test": (probe_features(net, test, True), test.y)},
+                                         num_epochs=10, lr=1e-1, weight_decay=3e-3, optimizer="sgd")
+    assert metrics["test"]["acc"] > 0.3  # 3x chance on 400 digits
+    with pytest.raises(ValueError, match="optimizer"):
+        fit_linear_probe(feats, train.y, {}, num_epochs=1, optimizer="lbfgs")
+    with pytest.raises(ValueError, match="optimizer"):
+        train_ff(net, train, small_config(optimizer="lbfgs"), log=None)

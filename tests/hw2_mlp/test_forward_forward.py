@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from hw2_mlp.ff_data import embed_label, random_wrong_labels
 from hw2_mlp.forward_forward import (FFNet, SupervisedFF, backprop_mlp, ff_loss, goodness, layer_optimizers,
-                                     length_normalize)
+                                     length_normalize, relu_full_grad)
 
 
 def batch(n=8, d=784, seed=0):
@@ -192,3 +192,38 @@ def test_fused_adam_gives_the_same_update():
             net.train_step(x_pos, x_neg, optimizers)
     for p, q in zip(a.parameters(), b.parameters()):
         assert torch.allclose(p, q, atol=1e-6)
+
+
+def test_full_grad_relu_changes_only_the_peer_term():
+    torch.manual_seed(0)
+    z = torch.randn(6, 5)
+    assert torch.equal(relu_full_grad(z), F.relu(z))
+    z.requires_grad_(True)
+    relu_full_grad(z).sum().backward()
+    assert torch.equal(z.grad, torch.ones_like(z))  # the gradient passes below zero too
+
+    def grads(full_grad, peer_norm):
+        torch.manual_seed(1)
+        net = FFNet((784, 16), peer_norm=peer_norm, full_grad=full_grad)
+        net.layers[0].linear.bias.data[:4] = -50.0  # four units silent on every input: dead for a plain ReLU
+        loss, _ = net.layer_losses(batch(seed=2), batch(seed=3))[0]
+        loss.backward()
+        return net.layers[0].linear.bias.grad
+
+    # goodness only: d(sum h^2)/dz = 2h is zero for a silent unit under either gradient rule
+    assert torch.allclose(grads(False, 0.0), grads(True, 0.0))
+    plain, full = grads(False, 0.5), grads(True, 0.5)
+    assert torch.all(plain[:4] == 0)  # plain ReLU: the dead units get nothing, peer term or not
+    assert torch.all(full[:4] < 0)  # full gradient: the peer term raises them (gradient descent on -grad)
+
+
+def test_sgd_layer_optimizers_follow_the_recipe():
+    net = FFNet((784, 10, 10))
+    optimizers = layer_optimizers(net, 1e-3, 3e-4, optimizer="sgd", momentum=0.9)
+    assert [type(o) for o in optimizers] == [torch.optim.SGD] * 2
+    group = optimizers[0].param_groups[0]
+    assert (group["lr"], group["momentum"], group["weight_decay"]) == (1e-3, 0.9, 3e-4)
+    # one layer's optimizer holds that layer's parameters and nothing else
+    assert {id(p) for p in optimizers[1].param_groups[0]["params"]} == {id(p) for p in net.layers[1].parameters()}
+    with pytest.raises(ValueError, match="optimizer"):
+        layer_optimizers(net, 1e-3, optimizer="rmsprop")
