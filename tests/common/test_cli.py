@@ -111,6 +111,8 @@ def test_sigterm_is_an_interrupt_with_exit_130(tmp_path):
 
 def test_worker_dies_with_its_parent(tmp_path):
     """die_with_parent: a grandchild that asked for it is killed when its parent is SIGKILLed."""
+    from proc_checks import parent_of, python, wait_dead, wait_for_file
+
     if not sys.platform.startswith("linux"):
         pytest.skip("PR_SET_PDEATHSIG is Linux-only")
     pidfile = tmp_path / "worker.pid"
@@ -119,31 +121,16 @@ def test_worker_dies_with_its_parent(tmp_path):
               "die_with_parent()\n"
               f"open({str(pidfile)!r}, 'w').write(str(os.getpid()))\n"
               "time.sleep(60)\n")
-    parent = ("import subprocess, sys, time\n"
-              f"subprocess.Popen([sys.executable, '-c', {worker!r}])\n"
-              "time.sleep(60)\n")
-    proc = subprocess.Popen([sys.executable, "-c", parent])
-    import time
-
-    deadline = time.time() + 60
-    while not pidfile.exists() and time.time() < deadline:
-        time.sleep(0.2)
-    assert pidfile.exists(), "the worker never started"
+    proc = python(parent_of(worker))
+    try:
+        assert wait_for_file(pidfile, 60), "the worker never started"
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
     worker_pid = int(pidfile.read_text())
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=10)
-    deadline = time.time() + 10
-    while time.time() < deadline:
-        try:
-            os.kill(worker_pid, 0)
-        except ProcessLookupError:
-            return
-        with open(f"/proc/{worker_pid}/stat") as f:  # a zombie waiting for init to reap it is dead too
-            if f.read().split(")")[-1].split()[0] == "Z":
-                return
-        time.sleep(0.2)
-    os.kill(worker_pid, signal.SIGKILL)
-    pytest.fail("the worker outlived its parent")
+    if not wait_dead([worker_pid], 10):
+        os.kill(worker_pid, signal.SIGKILL)
+        pytest.fail("the worker outlived its parent")
 
 
 def test_an_interrupted_job_ends_although_a_library_left_a_thread_running():

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+from proc_checks import wait_dead
 
 from hw7_hpo.run import RunConfig, main, parse_args
 from hw7_hpo.storage import EPOCH_CAP_ATTR, open_storage, retried_trial_number
@@ -277,23 +278,6 @@ def _children(pid: int) -> list[int]:
     return [int(x) for x in text.split()]
 
 
-def _gone(pids: list[int], timeout: float = 20) -> bool:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        alive = []
-        for pid in pids:
-            try:
-                stat = Path(f"/proc/{pid}/stat").read_text()
-                if stat.rsplit(")", 1)[1].split()[0] != "Z":
-                    alive.append(pid)
-            except OSError:
-                pass
-        if not alive:
-            return True
-        time.sleep(0.2)
-    return False
-
-
 def _workers_cmd(out: Path, workers: int, budget: int = 40) -> list[str]:
     return [sys.executable, "-m", "hw7_hpo.run", "--out", str(out), "--methods", "optuna", "--budget-epochs",
             str(budget), "--workers", str(workers), *TINY]
@@ -311,7 +295,7 @@ def test_ctrl_c_during_optuna_trials_is_one_line_exit_130_and_resumable(workers,
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 130, stderr
     assert len(stderr.strip().splitlines()) == 1 and "interrupted" in stderr and "resume" in stderr, stderr
-    assert _gone(workers_pids), "a worker outlived the interrupted job"
+    assert wait_dead(workers_pids), "a worker outlived the interrupted job"
     done = subprocess.run(cmd, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True,
                           text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -328,7 +312,7 @@ def test_workers_die_with_a_killed_parent_and_the_rerun_writes_the_summary(tmp_p
     assert len(family) >= 2, family
     proc.kill()  # SIGKILL: no handler runs in the parent
     proc.communicate(timeout=180)  # the pipes close when the workers (holding them too) are gone; slow under load
-    assert _gone(family), "workers (or the resource tracker) outlived their killed parent"
+    assert wait_dead(family), "workers (or the resource tracker) outlived their killed parent"
     done = subprocess.run(cmd, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True,
                           text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]

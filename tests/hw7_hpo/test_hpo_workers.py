@@ -148,7 +148,8 @@ def test_a_worker_with_a_leftover_thread_still_dies_with_its_killed_parent(tmp_p
     outlive its parent by minutes): SIGTERM from ``PR_SET_PDEATHSIG`` ends it at once."""
     import signal
     import sys
-    import time
+
+    from proc_checks import parent_of, python, wait_dead, wait_for_file
 
     if not sys.platform.startswith("linux"):
         pytest.skip("PR_SET_PDEATHSIG is Linux-only")
@@ -159,32 +160,16 @@ def test_a_worker_with_a_leftover_thread_still_dies_with_its_killed_parent(tmp_p
               "threading.Thread(target=time.sleep, args=(3600,)).start()  # the leaked heartbeat thread\n"
               f"open({str(pidfile)!r}, 'w').write(str(os.getpid()))\n"
               "time.sleep(3600)\n")
-    parent = ("import subprocess, sys, time\n"
-              f"subprocess.Popen([sys.executable, '-c', {worker!r}])\n"
-              "time.sleep(3600)\n")
-    repo = Path(__file__).resolve().parents[2]
-    proc = subprocess.Popen([sys.executable, "-c", parent], cwd=repo,
-                            env={**os.environ, "PYTHONPATH": str(repo)})
-    deadline = time.time() + 120
-    while not pidfile.exists() and time.time() < deadline:
-        time.sleep(0.2)
+    proc = python(parent_of(worker))
     try:
-        assert pidfile.exists(), "the worker never started"
-        worker_pid = int(pidfile.read_text())
+        assert wait_for_file(pidfile), "the worker never started"
     finally:
         proc.kill()
         proc.wait(timeout=30)
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        try:
-            with open(f"/proc/{worker_pid}/stat") as f:
-                if f.read().rsplit(")", 1)[1].split()[0] == "Z":
-                    return  # a zombie waiting for init to reap it is dead
-        except OSError:
-            return
-        time.sleep(0.2)
-    os.kill(worker_pid, signal.SIGKILL)
-    pytest.fail("the worker outlived its killed parent")
+    worker_pid = int(pidfile.read_text())
+    if not wait_dead([worker_pid], 30):
+        os.kill(worker_pid, signal.SIGKILL)
+        pytest.fail("the worker outlived its killed parent")
 
 
 def test_ctrl_c_ends_a_worker_at_once_and_silently(tmp_path):
@@ -192,8 +177,8 @@ def test_ctrl_c_ends_a_worker_at_once_and_silently(tmp_path):
     it could land in a weakref callback (swallowed, with a traceback on stderr: the job's one line became
     seven) or inside Thread.start (a heartbeat thread left running). A worker ends at once, 130, silent."""
     import signal
-    import sys
-    import time
+
+    from proc_checks import python, wait_for_file
 
     ready = tmp_path / "ready"
     worker = ("import threading, time\n"
@@ -202,12 +187,8 @@ def test_ctrl_c_ends_a_worker_at_once_and_silently(tmp_path):
               "threading.Thread(target=time.sleep, args=(3600,)).start()  # the leaked heartbeat thread\n"
               f"open({str(ready)!r}, 'w').close()\n"
               "time.sleep(3600)\n")
-    repo = Path(__file__).resolve().parents[2]
-    proc = subprocess.Popen([sys.executable, "-c", worker], cwd=repo, env={**os.environ, "PYTHONPATH": str(repo)},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
-    while not ready.exists() and time.time() < deadline:
-        time.sleep(0.1)
+    proc = python(worker, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert wait_for_file(ready), "the worker never started"
     proc.send_signal(signal.SIGINT)
     try:
         out, err = proc.communicate(timeout=30)
