@@ -210,8 +210,11 @@ def test_unsupervised_ff_with_linear_classifier_beats_chance_on_real_mnist(mnist
 
 
 def test_the_loewex_recipe_flags_reach_the_config_and_bad_values_are_refused():
-    from hw2_mlp.ff_run import LOEWEX_RECIPE, _train_config
+    from hw2_mlp.ff_run import LOEWEX_RECIPE, PROFILES, _train_config, loewex_recipe
     _, config = config_from_args(parse_args(LOEWEX_RECIPE.split()))
+    assert config == loewex_recipe(PROFILES["quick"])  # the flags and the notebook's settings are one recipe
+    assert loewex_recipe(PROFILES["full"]).limit_train is None  # the full profile's data, the recipe's net
+    assert (config.hidden, config.sup_epochs, config.unsup_epochs) == ((1000,) * 3, 100, 100)
     assert (config.optimizer, config.lr, config.weight_decay, config.full_grad) == ("sgd", 1e-3, 3e-4, True)
     assert (config.theta_per_unit, config.label_value, config.peer_norm) == (1.0, 1.0, 0.03)
     assert (config.probe_optimizer, config.probe_lr, config.probe_weight_decay) == ("sgd", 1e-2, 3e-3)
