@@ -26,6 +26,7 @@ Use it as::
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import signal
 import sys
@@ -166,6 +167,9 @@ def run_cli(main: Callable[[list[str] | None], int | None], argv: list[str] | No
     previous = signal.getsignal(signal.SIGTERM)
     if previous in (signal.SIG_DFL, None):
         signal.signal(signal.SIGTERM, _raise_interrupt)
+    handlers = [h for h in (logging.lastResort, *logging.getLogger().handlers) if h is not None]
+    for handler in handlers:
+        handler.addFilter(_INTERRUPT_FALLOUT)
     try:
         code = main(argv)
     except UserError as err:
@@ -176,6 +180,8 @@ def run_cli(main: Callable[[list[str] | None], int | None], argv: list[str] | No
               file=sys.stderr)
         return 130
     finally:
+        for handler in handlers:
+            handler.removeFilter(_INTERRUPT_FALLOUT)
         if previous in (signal.SIG_DFL, None):
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
     return int(code or 0)
@@ -183,6 +189,31 @@ def run_cli(main: Callable[[list[str] | None], int | None], argv: list[str] | No
 
 def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt
+
+
+def caused_by_interrupt(exc: BaseException | None) -> bool:
+    """Whether ``exc`` is a :class:`KeyboardInterrupt` or was raised while one was being handled (its
+    ``__context__`` / ``__cause__`` chain holds one)."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+class _InterruptFallout(logging.Filter):
+    """Drops a log record whose exception was caused by the interrupt itself. Ctrl-C can land inside a
+    library's database call: SQLAlchemy then fails to close the half-read cursor and logs "Error closing
+    cursor" with two tracebacks (a CI run saw 29 such lines above the job's one line). The interrupt is
+    reported in that one line; a failure that merely follows from it is not news. Other records pass."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and caused_by_interrupt(record.exc_info[1]))
+
+
+_INTERRUPT_FALLOUT = _InterruptFallout()
 
 
 def exit_process(code: int) -> None:

@@ -157,3 +157,39 @@ def test_exit_process_waits_for_threads_unless_interrupted(code, expected):
               f"exit_process({code})\n")
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert proc.returncode == expected and "finished" in proc.stdout
+
+
+def test_a_library_error_logged_while_ctrl_c_unwinds_stays_off_stderr():
+    """Ctrl-C inside a database read: SQLAlchemy logs "Error closing cursor" with tracebacks on its way out.
+    The job still prints its one line; an error logged for another reason is still shown."""
+    code = ("import logging, sys\n"
+            "from common.cli import run_cli\n"
+            "def job(argv):\n"
+            "    logging.getLogger('library').error('unrelated failure')\n"
+            "    try:\n"
+            "        raise KeyboardInterrupt\n"
+            "    except KeyboardInterrupt:\n"
+            "        try:\n"
+            "            raise RuntimeError('Cannot operate on a closed database.')\n"
+            "        except RuntimeError:\n"
+            "            logging.getLogger('sqlalchemy.pool').error('Error closing cursor', exc_info=True)\n"
+            "        raise\n"
+            "sys.exit(run_cli(job, [], prog='job'))\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 130, proc.stderr
+    assert proc.stderr.splitlines() == ["unrelated failure",
+                                        "job: interrupted; what was computed is kept, rerun the same command to "
+                                        "resume."], proc.stderr
+
+
+def test_caused_by_interrupt_follows_the_exception_chain():
+    from common.cli import caused_by_interrupt
+
+    try:
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            raise ValueError("cleanup failed")
+    except ValueError as err:
+        assert caused_by_interrupt(err)
+    assert not caused_by_interrupt(ValueError("plain")) and not caused_by_interrupt(None)
