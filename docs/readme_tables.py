@@ -83,24 +83,35 @@ def forward_forward() -> str:
                         "one pass + softmax"))
     rows.append(_ff_row("unsupervised FF", arch, u, f"{u['epochs']} (done)", u["test_error"], "linear classifier"))
     rows.append(_ff_row("backprop", arch, b, f"{b['epochs']} (done)", b["test_error"], "same architecture"))
-    for name in ("sup", "unsup", "backprop"):
-        d = _load(f"hw2_mlp/results/ff_{name}_3x1000.json")
+    runs = (("sup_3x1000", "Adam"), ("sup_loewex", "loeweX recipe"), ("sup_loewex_seed1", "loeweX recipe, seed 1"),
+            ("sup_loewex_hard", "loeweX recipe, hard negatives"), ("unsup_3x1000", "Adam"),
+            ("unsup_loewex", "loeweX recipe"), ("backprop_3x1000", "Adam"))
+    for name, recipe in runs:
+        if not (REPO / f"hw2_mlp/results/ff_{name}.json").exists():
+            continue
+        d = _load(f"hw2_mlp/results/ff_{name}.json")
         key = d["experiments"][0]
         run = d[key]
         arch = "784-" + "-".join(str(h) for h in d["config"]["hidden"])
+        label = "backprop" if key == "backprop" else f"{key} FF, {recipe}"
         if not run.get("partial"):  # a finished run: its final test error
-            note = "same architecture" if key == "backprop" else "final"
-            rows.append(_ff_row(f"{key}" if key == "backprop" else f"{key} FF", arch, run, f"{run['epochs']} (done)",
-                                run["test_error"], note))
+            if key == "backprop":
+                rows.append(_ff_row(label, arch, run, f"{run['epochs']} (done)", run["test_error"], "same architecture"))
+                continue
+            rule = "accumulated goodness" if key == "supervised" else "linear classifier"
+            rows.append(_ff_row(label, arch, run, f"{run['epochs']} (done)", run["test_error"], rule))
+            if "test_error_one_pass" in run:
+                rows.append(_ff_row(label, arch, run, f"{run['epochs']} (done)", run["test_error_one_pass"],
+                                    "one pass + softmax"))
             continue
         epochs = f"{run['epochs_done']} of {run['epochs_planned']} (partial)"
         if key == "backprop":
             last = run["history"][-1]
-            rows.append([key, arch, epochs, "–", f"validation error {_pct(1 - last['val_acc'], 2)}"])
+            rows.append([label, arch, epochs, "–", f"validation error {_pct(1 - last['val_acc'], 2)}"])
             continue
-        latest = run.get("latest_test_error") or {}
-        rows.append(_ff_row(f"{key} FF", arch, run, epochs, latest.get("error"),
-                            f"{latest.get('rule', '')}, after epoch {latest.get('epoch', '–')}"))
+        latest = run.get("latest_test_error")
+        rows.append(_ff_row(label, arch, run, epochs, latest and latest["error"],
+                            f"{latest['rule']}, after epoch {latest['epoch']}" if latest else "no test score yet"))
     paper = _load("hw2_mlp/results/ff_sup_3x1000.json")["paper"]
     rows.append(["paper (Hinton 2022), supervised", paper["architecture"], str(paper["supervised_epochs"]),
                  _pct(paper["supervised_test_error"], 2), "cited"])
