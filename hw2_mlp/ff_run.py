@@ -63,7 +63,7 @@ from common.errors import UsageError
 from common.io import write_json_atomic
 
 from .ff_train import (FFTrainConfig, accuracy_of, checkpoint_file, ff_losses, fit_linear_probe, fixed_pair,
-                       probe_features, train_ff, without_added_defaults)
+                       field_defaults, probe_features, train_ff, without_added_defaults)
 from .forward_forward import LABEL_VALUE, OPTIMIZERS, THETA_PER_UNIT, FFNet, SupervisedFF, backprop_mlp
 
 PROG = "python -m hw2_mlp.ff_run"
@@ -111,8 +111,8 @@ class FFRunConfig:
 
 # Fields added after the long runs' checkpoints were written: left out of a checkpoint's key while they keep
 # these defaults (so those checkpoints still resume); any other value is keyed like every other setting.
-ADDED_RUN_SETTINGS = {"optimizer": "adam", "weight_decay": 0.0, "full_grad": False, "probe_optimizer": "adam",
-                      "probe_weight_decay": 0.0}
+ADDED_RUN_SETTINGS = field_defaults(FFRunConfig, "optimizer", "weight_decay", "full_grad", "probe_optimizer",
+                                    "probe_weight_decay")
 # loeweX/Forward-Forward's config.yaml and model (its linear classifier is trained alongside the net with SGD
 # lr 1e-2 / weight decay 3e-3; here it is trained afterwards with the same rule), and the same as flags
 LOEWEX_SETTINGS = {"hidden": (1000, 1000, 1000), "sup_epochs": 100, "unsup_epochs": 100, "optimizer": "sgd",

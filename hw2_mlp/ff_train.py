@@ -21,7 +21,7 @@ classifier on top of the frozen unsupervised net) with :func:`common.fit`.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Callable
 
@@ -36,7 +36,8 @@ from common.errors import CheckpointError
 from common.io import load_checkpoint, save_atomic, settings_key
 
 from .ff_data import MASK_BLUR_STEPS, hard_wrong_labels, hybrid_images, random_wrong_labels
-from .forward_forward import OPTIMIZERS, STAT_KEYS, FFNet, SupervisedFF, ff_loss, goodness, layer_optimizers
+from .forward_forward import (STAT_KEYS, FFNet, SupervisedFF, ff_loss, goodness, layer_optimizers,
+                              make_optimizer)
 
 MODES = ("supervised", "unsupervised")
 NEGATIVES = ("random", "hard")
@@ -152,12 +153,18 @@ def checkpoint_file(folder: str | Path, variant: str, settings: dict) -> Path:
 
 # Settings added after checkpoints of long runs existed: left out of a checkpoint's key while they keep these
 # values, so those checkpoints stay valid; any other value is part of the key like every other setting.
-ADDED_TRAIN_SETTINGS = {"optimizer": "adam", "momentum": 0.9}
+def field_defaults(cls, *names: str) -> dict:
+    """``{name: default}`` of the named fields of the dataclass ``cls``."""
+    defaults = {f.name: f.default for f in fields(cls)}
+    return {name: defaults[name] for name in names}
 
 
 def without_added_defaults(settings: dict, added: dict) -> dict:
     """``settings`` minus the entries of ``added`` that still hold their default value (see above)."""
     return {k: v for k, v in settings.items() if k not in added or v != added[k]}
+
+
+ADDED_TRAIN_SETTINGS = field_defaults(FFTrainConfig, "optimizer", "momentum")
 
 
 def train_settings(net: FFNet, mode: str, config: FFTrainConfig) -> dict:
@@ -194,8 +201,6 @@ def train_ff(net: FFNet, train: TensorSplit, config: FFTrainConfig = FFTrainConf
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    if config.optimizer not in OPTIMIZERS:
-        raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {config.optimizer!r}")
     if config.negatives not in NEGATIVES:
         raise ValueError(f"negatives must be one of {NEGATIVES}, got {config.negatives!r}")
     if mode == "supervised" and not isinstance(net, SupervisedFF):
@@ -314,12 +319,7 @@ def fit_linear_probe(train_features: torch.Tensor, y_train: torch.Tensor, eval_s
     torch.manual_seed(seed)
     num_classes = 1 + max(int(y.max()) for y in [y_train] + [y for _, y in eval_sets.values()])
     model = nn.Linear(train_features.shape[1], num_classes).to(train_features.device)
-    if optimizer == "sgd":
-        step_rule = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
-    elif optimizer == "adam":
-        step_rule = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
-    else:
-        raise ValueError(f"optimizer must be 'adam' or 'sgd', got {optimizer!r}")
+    step_rule = make_optimizer(model.parameters(), optimizer, lr, weight_decay, momentum)
     batches = TensorBatches(train_features, y_train, batch_size, seed=seed)
     sets = {name: TensorBatches(f, y, 4096, shuffle=False) for name, (f, y) in eval_sets.items()}
     first = next(iter(sets.values()), None)

@@ -308,6 +308,17 @@ def backprop_mlp(sizes: tuple[int, ...], num_classes: int = NUM_CLASSES) -> nn.S
 OPTIMIZERS = ("adam", "sgd")
 
 
+def make_optimizer(params, optimizer: str, lr: float, weight_decay: float = 0.0, momentum: float = 0.9,
+                   fused: bool = False) -> torch.optim.Optimizer:
+    """``"adam"`` (``fused`` as given) or ``"sgd"`` with ``momentum``: the update rule of the FF layers and of
+    the linear read-outs."""
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
+    if optimizer == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+    return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=fused)
+
+
 def layer_optimizers(net: FFNet, lr: float, weight_decay: float = 0.0, fused: bool | None = None, *,
                      optimizer: str = "adam", momentum: float = 0.9) -> list[torch.optim.Optimizer]:
     """One optimizer per layer: each layer's update depends on nothing but its own parameters and loss.
@@ -317,13 +328,8 @@ def layer_optimizers(net: FFNet, lr: float, weight_decay: float = 0.0, fused: bo
     kernel per layer instead of a dozen element-wise passes per tensor: on one CPU thread that update took
     half of a 3 x 1000 training step (benchmarks/bench_ff.py); the result is the same update.
     """
-    if optimizer not in OPTIMIZERS:
-        raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
-    if optimizer == "sgd":
-        return [torch.optim.SGD(layer.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
-                for layer in net.layers]
     if fused is None:
         params = list(net.parameters())
         fused = all(p.dtype.is_floating_point and p.device.type in ("cpu", "cuda") for p in params)
-    return [torch.optim.Adam(layer.parameters(), lr=lr, weight_decay=weight_decay, fused=fused)
+    return [make_optimizer(layer.parameters(), optimizer, lr, weight_decay, momentum, fused)
             for layer in net.layers]
