@@ -18,6 +18,8 @@ named by a hash of every setting that changes the result)::
     DLHW_DATA=../shared/data nice -n 19 python -m hw2_mlp.ff_run --profile full --only backprop \
         --hidden 1000,1000,1000 --baseline-epochs 20 --lr 1e-3 --merge-val 1 --threads 1 --no-progress \
         --checkpoint-dir /work/runs/ff --out hw2_mlp/results/ff_backprop_3x1000.json
+    # (the same baseline with the FF recipe's weight decay: --baseline-weight-decay 3e-4,
+    #  --out hw2_mlp/results/ff_backprop_3x1000_wd.json)
 
     # the same net with loeweX's recipe (LOEWEX_RECIPE: SGD + momentum + weight decay, theta = D, label 1,
     # full-gradient ReLU, an SGD-trained one-pass classifier), 100 epochs like loeweX
@@ -64,7 +66,8 @@ from common.io import write_json_atomic
 
 from .ff_train import (FFTrainConfig, accuracy_of, checkpoint_file, ff_losses, fit_linear_probe, fixed_pair,
                        field_defaults, probe_features, train_ff, without_added_defaults)
-from .forward_forward import LABEL_VALUE, OPTIMIZERS, THETA_PER_UNIT, FFNet, SupervisedFF, backprop_mlp
+from .forward_forward import (LABEL_VALUE, OPTIMIZERS, THETA_PER_UNIT, FFNet, SupervisedFF, backprop_mlp,
+                              make_optimizer)
 
 PROG = "python -m hw2_mlp.ff_run"
 # Hinton (2022), sections 3.2-3.3: test error of a 4 x 2000 ReLU net on the permutation-invariant task.
@@ -107,12 +110,13 @@ class FFRunConfig:
     full_grad: bool = False
     probe_optimizer: str = "adam"
     probe_weight_decay: float = 0.0
+    baseline_weight_decay: float = 0.0  # the backprop baseline's (Adam, coupled L2 like the FF recipe's SGD)
 
 
 # Fields added after the long runs' checkpoints were written: left out of a checkpoint's key while they keep
 # these defaults (so those checkpoints still resume); any other value is keyed like every other setting.
 ADDED_RUN_SETTINGS = field_defaults(FFRunConfig, "optimizer", "weight_decay", "full_grad", "probe_optimizer",
-                                    "probe_weight_decay")
+                                    "probe_weight_decay", "baseline_weight_decay")
 # loeweX/Forward-Forward's config.yaml and model (its linear classifier is trained alongside the net with SGD
 # lr 1e-2 / weight decay 3e-3; here it is trained afterwards with the same rule), and the same as flags
 LOEWEX_SETTINGS = {"hidden": (1000, 1000, 1000), "sup_epochs": 100, "unsup_epochs": 100, "optimizer": "sgd",
@@ -272,12 +276,12 @@ def run_unsupervised(train: TensorSplit, test: TensorSplit, config: FFRunConfig,
 def run_backprop(train: TensorSplit, test: TensorSplit, config: FFRunConfig, device,
                  val: TensorSplit | None = None, checkpoint_dir: Path | None = None,
                  on_epoch=None) -> tuple[list[dict], dict]:
-    """The same architecture with a softmax head, trained end to end by backprop (Adam, cross-entropy);
-    validation (test when there is none) scores every epoch. Checkpointed every epoch in ``checkpoint_dir``
+    """The same architecture with a softmax head, trained end to end by backprop (Adam, cross-entropy, weight
+    decay ``config.baseline_weight_decay``); validation (test when there is none) scores every epoch. Checkpointed every epoch in ``checkpoint_dir``
     (resumed by :func:`common.fit`); ``on_epoch(record)`` after every epoch."""
     seed_everything(config.seed)
     model = backprop_mlp((train.X[0].numel(),) + config.hidden).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    optimizer = make_optimizer(model.parameters(), "adam", config.lr, weight_decay=config.baseline_weight_decay)
     batches = TensorBatches(train.X, train.y, config.batch_size, device=device, seed=config.seed)
     monitor = val if val is not None and len(val) else test
     monitor_batches = TensorBatches(monitor.X, monitor.y, 4096, shuffle=False, device=device)
@@ -409,6 +413,7 @@ def build_parser() -> Parser:
     parser.add_argument("--sup-epochs", type=int)
     parser.add_argument("--unsup-epochs", type=int)
     parser.add_argument("--baseline-epochs", type=int, help="0 skips the backprop baseline")
+    parser.add_argument("--baseline-weight-decay", type=float, help="the backprop baseline's weight decay (default 0)")
     parser.add_argument("--probe-epochs", type=int, help="epochs of the linear classifiers")
     parser.add_argument("--lr", type=float)
     parser.add_argument("--batch-size", type=int)
@@ -453,7 +458,7 @@ def config_from_args(args) -> tuple[str, FFRunConfig]:
     names = ("sup_epochs", "unsup_epochs", "baseline_epochs", "probe_epochs", "lr", "batch_size", "negatives",
              "theta_per_unit", "label_value", "peer_norm", "limit_train", "limit_test", "test_every",
              "quick_probe_every", "seed", "optimizer", "weight_decay", "probe_lr", "probe_optimizer",
-             "probe_weight_decay")
+             "probe_weight_decay", "baseline_weight_decay")
     overrides = {k: getattr(args, k) for k in names if getattr(args, k, None) is not None}
     for flag in ("merge_val", "full_grad"):
         if getattr(args, flag, None) is not None:
@@ -484,6 +489,7 @@ def config_from_args(args) -> tuple[str, FFRunConfig]:
     _check_float("--weight-decay", config.weight_decay, 0.0, strict=False)
     _check_float("--probe-lr", config.probe_lr, 0.0)
     _check_float("--probe-weight-decay", config.probe_weight_decay, 0.0, strict=False)
+    _check_float("--baseline-weight-decay", config.baseline_weight_decay, 0.0, strict=False)
     check_choice("--negatives", config.negatives, ("random", "hard"))
     check_choice("--optimizer", config.optimizer, OPTIMIZERS)
     check_choice("--probe-optimizer", config.probe_optimizer, OPTIMIZERS)

@@ -112,3 +112,8 @@ def test_backprop_baseline_is_checkpointed_and_resumed(data, tmp_path):
     assert main(argv + ["--out", str(tmp_path / "b.json")]) == 0  # finished: reloaded, not retrained
     a, b = (json.loads((tmp_path / f"{n}.json").read_text())["backprop"] for n in "ab")
     assert not a["partial"] and a["test_error"] == b["test_error"] and len(b["history"]) == 2
+    # weight decay reaches the baseline's optimizer: its own checkpoint, and a different net
+    assert main(argv + ["--baseline-weight-decay", "0.1", "--out", str(tmp_path / "c.json")]) == 0
+    assert len(list(ck.glob("ff_backprop_*.pt"))) == 2
+    c = json.loads((tmp_path / "c.json").read_text())
+    assert c["config"]["baseline_weight_decay"] == 0.1 and c["backprop"]["train_loss"] != a["train_loss"]
