@@ -108,6 +108,24 @@ def seed_everything(seed: int) -> torch.Generator:
     return generator
 
 
+def flush_denormals(enabled: bool = True) -> bool:
+    """From now on, treat subnormal floats (below about 1.2e-38 in float32) as zero on the CPU, process-wide
+    (``torch.set_flush_denormal``: x86 FTZ/DAZ). Returns False on a CPU without that mode.
+
+    Why: weight decay drives the weights of inputs that never vary (MNIST's blank border pixels) and of dead
+    units towards zero, and Adam's first moment of a gradient that stays zero decays towards zero; once such
+    values are subnormal, every multiply that touches them takes a slow path. The backprop baseline of the
+    Forward-Forward task (784-1000-1000-1000, Adam with weight decay) slowed several-fold after its second
+    epoch for this reason; ``benchmarks/bench_denormals.py`` measures the effect. Flushing changes a value only
+    where it is already below float32's normal range.
+
+    When: before the first multithreaded op. The intra-op worker threads copy the mode of the thread that
+    starts them, so a pool started earlier keeps computing with subnormals (the benchmark shows both).
+    :func:`common.cli.run_cli` calls this before every entry point's job.
+    """
+    return bool(torch.set_flush_denormal(enabled))
+
+
 @contextlib.contextmanager
 def torch_threads(num_threads: int | None) -> Iterator[None]:
     """Run a block (or, as a decorator, a function) with ``num_threads`` intra-op CPU threads, restoring the

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from common import ConfigError, get_device, get_profile, seed_everything, torch_threads
+from common import ConfigError, flush_denormals, get_device, get_profile, seed_everything, torch_threads
 from common.config import data_root
 
 
@@ -58,3 +58,32 @@ def test_torch_threads_sets_and_restores_even_on_error():
         assert torch.get_num_threads() == before
     with torch_threads(None):
         assert torch.get_num_threads() == before
+
+
+SUBNORMAL = 1e-39  # below float32's smallest normal number (about 1.18e-38)
+
+
+def _subnormal_survives() -> bool:
+    return (torch.tensor([SUBNORMAL]) * 1.0).item() != 0.0
+
+
+def test_flush_denormals_zeroes_subnormals_and_can_be_undone():
+    assert _subnormal_survives()  # the default: IEEE gradual underflow
+    try:
+        if not flush_denormals():
+            pytest.skip("this CPU has no flush-to-zero mode")
+        assert not _subnormal_survives()
+        assert (torch.tensor([1e-30]) * 1.0).item() != 0.0  # normal numbers are untouched
+    finally:
+        flush_denormals(False)
+    assert _subnormal_survives()
+
+
+def test_run_cli_flushes_subnormals_while_the_job_runs():
+    from common.cli import run_cli
+    supported = flush_denormals()
+    flush_denormals(False)
+    seen = []
+    assert run_cli(lambda argv: seen.append(_subnormal_survives()), [], prog="job") == 0
+    assert seen == [not supported]
+    assert _subnormal_survives()  # and gives the caller its IEEE arithmetic back
