@@ -84,8 +84,10 @@ def forward_forward() -> str:
     rows.append(_ff_row("unsupervised FF", arch, u, f"{u['epochs']} (done)", u["test_error"], "linear classifier"))
     rows.append(_ff_row("backprop", arch, b, f"{b['epochs']} (done)", b["test_error"], "same architecture"))
     runs = (("sup_3x1000", "Adam"), ("sup_loewex", "loeweX recipe"), ("sup_loewex_seed1", "loeweX recipe, seed 1"),
-            ("sup_loewex_hard", "loeweX recipe, hard negatives"), ("unsup_3x1000", "Adam"),
-            ("unsup_loewex", "loeweX recipe"), ("backprop_3x1000", "Adam"))
+            ("sup_loewex_hard", "loeweX recipe, hard negatives"),
+            ("sup_loewex_hard_seed1", "loeweX recipe, hard negatives, seed 1"), ("unsup_3x1000", "Adam"),
+            ("unsup_loewex", "loeweX recipe"), ("unsup_4x2000_loewex", "loeweX recipe"), ("backprop_3x1000", "Adam"),
+            ("backprop_3x1000_wd", "Adam + weight decay"))
     for name, recipe in runs:
         if not (REPO / f"hw2_mlp/results/ff_{name}.json").exists():
             continue
@@ -93,7 +95,7 @@ def forward_forward() -> str:
         key = d["experiments"][0]
         run = d[key]
         arch = "784-" + "-".join(str(h) for h in d["config"]["hidden"])
-        label = "backprop" if key == "backprop" else f"{key} FF, {recipe}"
+        label = f"{key}, {recipe}" if key == "backprop" else f"{key} FF, {recipe}"
         if not run.get("partial"):  # a finished run: its final test error
             if key == "backprop":
                 rows.append(_ff_row(label, arch, run, f"{run['epochs']} (done)", run["test_error"], "same architecture"))
