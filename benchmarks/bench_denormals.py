@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from common import (Parser, UsageError, check_positive, check_writable, exit_process, flush_denormals,  # noqa: E402
+from common import (Parser, UsageError, check_positive, check_writable, parse_widths, exit_process, flush_denormals,  # noqa: E402
                     run_cli)
 from common.io import write_json_atomic  # noqa: E402
 from hw2_mlp.forward_forward import backprop_mlp  # noqa: E402
@@ -127,10 +127,7 @@ def _main(argv=None) -> int:
         check_positive(f"--{flag.replace('_', '-')}", getattr(args, flag))
     if not 0 < args.fraction <= 1:
         raise UsageError(f"--fraction must be in (0, 1], got {args.fraction}.")
-    try:
-        sizes = (784,) + tuple(int(w) for w in args.hidden.split(","))
-    except ValueError:
-        raise UsageError(f"--hidden {args.hidden!r} is not a comma list of widths, e.g. 1000,1000,1000.") from None
+    sizes = (784,) + parse_widths("--hidden", args.hidden)
     if args.out:
         check_writable(args.out)
     args.sizes = sizes

@@ -27,8 +27,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from common import (Parser, UsageError, check_positive, check_writable, load_dataset, exit_process, run_cli,  # noqa: E402
-                    torch_threads)
+from common import (Parser, check_positive, check_writable, exit_process, load_dataset, parse_widths,  # noqa: E402
+                    run_cli, torch_threads)
 from common.errors import DataError  # noqa: E402
 from common.io import write_json_atomic  # noqa: E402
 from hw2_mlp.ff_train import FFTrainConfig, make_pair, train_step  # noqa: E402
@@ -95,10 +95,7 @@ def _main(argv=None) -> int:
     args = parser.parse_args(argv)
     for flag in ("steps", "batch_size", "repeats", "threads"):
         check_positive(f"--{flag.replace('_', '-')}", getattr(args, flag))
-    try:
-        sizes = (784,) + tuple(int(w) for w in args.hidden.split(","))
-    except ValueError:
-        raise UsageError(f"--hidden {args.hidden!r} is not a comma list of widths, e.g. 1000,1000,1000.") from None
+    sizes = (784,) + parse_widths("--hidden", args.hidden)
     if args.out:
         check_writable(args.out)
     X, y, source = images(max(args.steps * args.batch_size, 2000))

@@ -8,7 +8,7 @@ bad input, exit 130 on Ctrl-C); pretrained models follow one offline/online poli
 """
 from .batches import TensorBatches, channel_stats, random_crop_flip
 from .cli import (Parser, Settings, add_standard_args, check_choice, check_positive, check_writable,
-                  exit_process, progress_enabled, run_cli, standard_settings)
+                  exit_process, parse_widths, progress_enabled, run_cli, standard_settings)
 from .config import (Profile, cache_dir, data_root, flush_denormals, get_device, get_profile, seed_everything,
                      torch_threads)
 from .data import (DATASETS, Splits, TensorSplit, list_image_folder, load_dataset, load_image, load_image_folder,
@@ -28,7 +28,7 @@ __all__ = [
     "Parser", "Settings", "add_standard_args", "check_choice", "check_positive", "check_writable",
     "exit_process", "progress_enabled", "run_cli", "standard_settings",
     "Profile", "cache_dir", "data_root", "get_device", "get_profile",
-    "seed_everything", "torch_threads", "flush_denormals",
+    "seed_everything", "torch_threads", "flush_denormals", "parse_widths",
     "DATASETS", "Splits", "TensorSplit", "list_image_folder", "load_dataset", "load_image", "load_image_folder",
     "read_idx", "split_off", "stratified_indices",
     "CheckpointError", "ConfigError", "CorruptDataError", "DataError", "DataNotFoundError", "ModelNotFoundError",

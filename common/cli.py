@@ -125,6 +125,17 @@ def check_positive(flag: str, value: float | None, minimum: float = 1) -> None:
         raise UsageError(f"{flag} must be at least {minimum}, got {value}.")
 
 
+def parse_widths(flag: str, text: str) -> tuple[int, ...]:
+    """Layer widths given as a comma list (``"1000,1000,1000"``): positive integers, at least one."""
+    try:
+        widths = tuple(int(w) for w in text.split(","))
+    except ValueError:
+        raise UsageError(f"{flag} must be comma-separated integers like 500,500, got {text!r}.") from None
+    if not widths or min(widths) < 1:
+        raise UsageError(f"{flag} widths must be positive integers, got {text!r}.")
+    return widths
+
+
 def check_choice(flag: str, value: str, choices: Iterable[str]) -> None:
     choices = tuple(choices)
     if value not in choices:

@@ -59,8 +59,8 @@ import torch.nn.functional as F
 
 from common import (TensorBatches, TensorSplit, cache_dir, evaluate, fit, load_dataset, seed_everything,
                     torch_threads)
-from common.cli import (Parser, add_standard_args, check_choice, check_positive, check_writable, exit_process, run_cli,
-                        standard_settings)
+from common.cli import (Parser, add_standard_args, check_choice, check_positive, check_writable, exit_process,
+                        parse_widths, run_cli, standard_settings)
 from common.errors import UsageError
 from common.io import write_json_atomic
 
@@ -464,13 +464,7 @@ def config_from_args(args) -> tuple[str, FFRunConfig]:
         if getattr(args, flag, None) is not None:
             overrides[flag] = bool(getattr(args, flag))
     if args.hidden:
-        try:
-            overrides["hidden"] = tuple(int(w) for w in args.hidden.split(","))
-        except ValueError:
-            raise UsageError(f"--hidden must be comma-separated integers like 500,500, got {args.hidden!r}.") \
-                from None
-        if not overrides["hidden"] or min(overrides["hidden"]) < 1:
-            raise UsageError(f"--hidden widths must be positive integers, got {args.hidden!r}.")
+        overrides["hidden"] = parse_widths("--hidden", args.hidden)
     config = replace(config, **overrides)
     for flag, value in (("--sup-epochs", config.sup_epochs), ("--unsup-epochs", config.unsup_epochs),
                         ("--probe-epochs", config.probe_epochs), ("--test-every", config.test_every)):

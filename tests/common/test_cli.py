@@ -193,3 +193,11 @@ def test_caused_by_interrupt_follows_the_exception_chain():
     except ValueError as err:
         assert caused_by_interrupt(err)
     assert not caused_by_interrupt(ValueError("plain")) and not caused_by_interrupt(None)
+
+
+def test_parse_widths_takes_a_comma_list_of_positive_integers():
+    from common.cli import parse_widths
+    assert parse_widths("--hidden", "1000,500") == (1000, 500)
+    for bad, match in (("1000,x", "comma-separated"), ("", "comma-separated"), ("8,0", "positive")):
+        with pytest.raises(UsageError, match=match):
+            parse_widths("--hidden", bad)
