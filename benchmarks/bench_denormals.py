@@ -39,7 +39,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from common import (Parser, UsageError, check_positive, check_writable, parse_widths, exit_process, flush_denormals,  # noqa: E402
                     run_cli)
-from common.io import write_json_atomic  # noqa: E402
+from common.io import load_checkpoint, write_json_atomic  # noqa: E402
 from hw2_mlp.forward_forward import backprop_mlp  # noqa: E402
 
 SUBNORMAL = 1e-40  # float32's smallest normal number is about 1.18e-38
@@ -103,7 +103,7 @@ def child(args) -> None:
     torch.ones(64, 64) @ torch.ones(64, 64)  # start the thread pool
     if flush == "late":
         flush_denormals()
-    state = torch.load(Path(args.state_dir) / f"{which}.pt", weights_only=True)
+    state = load_checkpoint(Path(args.state_dir) / f"{which}.pt")
     print(json.dumps({"images_per_s": time_steps(args.sizes, (state["model"], state["optimizer"], state["X"],
                                                                 state["y"]), args.steps)}))
 

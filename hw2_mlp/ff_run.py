@@ -277,8 +277,9 @@ def run_backprop(train: TensorSplit, test: TensorSplit, config: FFRunConfig, dev
                  val: TensorSplit | None = None, checkpoint_dir: Path | None = None,
                  on_epoch=None) -> tuple[list[dict], dict]:
     """The same architecture with a softmax head, trained end to end by backprop (Adam, cross-entropy, weight
-    decay ``config.baseline_weight_decay``); validation (test when there is none) scores every epoch. Checkpointed every epoch in ``checkpoint_dir``
-    (resumed by :func:`common.fit`); ``on_epoch(record)`` after every epoch."""
+    decay ``config.baseline_weight_decay``); validation (test when there is none) scores every epoch.
+    Checkpointed every epoch in ``checkpoint_dir`` (resumed by :func:`common.fit`); ``on_epoch(record)`` after
+    every epoch."""
     seed_everything(config.seed)
     model = backprop_mlp((train.X[0].numel(),) + config.hidden).to(device)
     optimizer = make_optimizer(model.parameters(), "adam", config.lr, weight_decay=config.baseline_weight_decay)
