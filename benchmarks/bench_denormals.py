@@ -23,11 +23,8 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import subprocess
 import tempfile
-import platform
-import shlex
 import statistics
 import sys
 import time
@@ -37,8 +34,8 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from common import (Parser, UsageError, check_positive, check_writable, parse_widths, exit_process, flush_denormals,  # noqa: E402
-                    run_cli)
+from common import (Parser, UsageError, check_positive, check_writable, command_line, exit_process,  # noqa: E402
+                    flush_denormals, machine_text, parse_widths, run_cli)
 from common.io import load_checkpoint, write_json_atomic  # noqa: E402
 from hw2_mlp.forward_forward import backprop_mlp  # noqa: E402
 
@@ -153,15 +150,13 @@ def _main(argv=None) -> int:
             for name, v in speeds.items()]
     setting = (f"backprop MLP {'-'.join(map(str, sizes))}, Adam + weight decay, batch {args.batch_size}, "
                f"{100 * share:.1f} % of weights and first moments subnormal, {args.threads} thread(s), median of "
-               f"{args.repeats}, torch {torch.__version__}, {os.cpu_count()} CPU cores, "
-               f"{platform.processor() or platform.machine()}, load {os.getloadavg()[0]:.2f}")
+               f"{args.repeats}, {machine_text()}")
     print(setting)
     print(f"{'what':<26} {'images/s':>10} {'ratio':>8}")
     for row in rows:
         print(f"{row['what']:<26} {row['images_per_s']:10.0f} {row['ratio_to_normal']:7.2f}x")
     if args.out:
-        argv_text = " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
-        write_json_atomic(args.out, {"command": f"{PROG} {argv_text}".strip(), "setting": setting, "rows": rows})
+        write_json_atomic(args.out, {"command": command_line(PROG, argv), "setting": setting, "rows": rows})
     return 0
 
 

@@ -16,9 +16,6 @@ else uniform noise images (dense matmuls take the same time on any pixel values)
 """
 from __future__ import annotations
 
-import os
-import platform
-import shlex
 import statistics
 import sys
 import time
@@ -27,8 +24,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from common import (Parser, check_positive, check_writable, exit_process, load_dataset, parse_widths,  # noqa: E402
-                    run_cli, torch_threads)
+from common import (Parser, check_positive, check_writable, command_line, exit_process, load_dataset,  # noqa: E402
+                    machine_text, parse_widths, run_cli, torch_threads)
 from common.errors import DataError  # noqa: E402
 from common.io import write_json_atomic  # noqa: E402
 from hw2_mlp.ff_train import FFTrainConfig, make_pair, train_step  # noqa: E402
@@ -110,8 +107,7 @@ def _main(argv=None) -> int:
                 for shared in (False, True):
                     rows.setdefault((name, shared), []).append(fn(shared))
     setting = (f"FF {'-'.join(map(str, sizes))}, batch {args.batch_size}, {source}, {args.threads} thread(s), "
-               f"median of {args.repeats}, torch {torch.__version__}, {os.cpu_count()} CPU cores, "
-               f"{platform.processor() or platform.machine()}, load {os.getloadavg()[0]:.2f}")
+               f"median of {args.repeats}, {machine_text()}")
     table = [{"what": name, "old": statistics.median(rows[(name, False)]),
               "new": statistics.median(rows[(name, True)])} for name in dict.fromkeys(k[0] for k in rows)]
     print(setting)
@@ -119,8 +115,7 @@ def _main(argv=None) -> int:
     for row in table:
         print(f"{row['what']:<32} {row['old']:10.0f} {row['new']:10.0f} {row['new'] / row['old']:9.2f}x")
     if args.out:
-        argv_text = " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
-        write_json_atomic(args.out, {"command": f"python benchmarks/bench_ff.py {argv_text}".strip(),
+        write_json_atomic(args.out, {"command": command_line("python benchmarks/bench_ff.py", argv),
                                      "setting": setting, "rows": table,
                                      "units": "training images (one positive + one negative each) or images "
                                               "scored under all ten labels, per second"})

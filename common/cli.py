@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shlex
 import signal
 import sys
 import tempfile
@@ -163,6 +164,22 @@ def check_writable(path: str | Path, flag: str = "--out") -> Path:
         raise UsageError(f"{flag} {path} is not writable ({err.strerror or err}); choose a writable folder.") \
             from None
     return path
+
+
+def check_out_file(path: str | Path, example: str, flag: str = "--out") -> Path:
+    """:func:`check_writable` for an output that must be a file: an existing folder is refused too, with a file
+    name such as ``example`` suggested."""
+    path = check_writable(path, flag)
+    if path.is_dir():
+        raise UsageError(f"{flag} {path} is a folder; give a file name such as {path / example}.")
+    return path
+
+
+def command_line(prog: str, argv: Iterable[str] | None = None) -> str:
+    """The command that started a run, as a line to paste into a shell: ``prog`` and ``argv`` (default
+    ``sys.argv[1:]``), each argument quoted where the shell needs it. Stored in run records as ``"command"``."""
+    args = list(argv) if argv is not None else sys.argv[1:]
+    return " ".join([prog, *(shlex.quote(a) for a in args)])
 
 
 def progress_enabled(progress: bool | None = None) -> bool:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import platform
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -142,3 +143,40 @@ def torch_threads(num_threads: int | None) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(previous)
+
+
+def cpu_name() -> str:
+    """The CPU's model name (``/proc/cpuinfo`` on Linux), else what :mod:`platform` knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine(device: torch.device | str | None = None) -> dict:
+    """Where a number was measured, for run records and benchmark headers: device (and GPU name), CPU model
+    and count, torch threads, torch and Python versions, and the 1-minute load average now (above the CPU
+    count the machine was shared, and speeds are low)."""
+    device = torch.device(device) if device is not None else torch.device("cpu")
+    info = {"device": str(device), "cpu": cpu_name(), "cpu_count": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
+            "python": platform.python_version()}
+    if hasattr(os, "getloadavg"):
+        info["load_average_at_start"] = round(os.getloadavg()[0], 2)
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    return info
+
+
+def machine_text(info: dict | None = None) -> str:
+    """:func:`machine` as one line for a benchmark's setting: ``"torch 2.x, 2 CPU cores, <model>, load 0.52"``."""
+    info = info or machine()
+    text = f"torch {info['torch']}, {info['cpu_count']} CPU cores, {info['cpu']}"
+    if "gpu" in info:
+        text += f", {info['gpu']}"
+    if "load_average_at_start" in info:
+        text += f", load {info['load_average_at_start']:.2f}"
+    return text

@@ -87,7 +87,8 @@ def forward_forward() -> str:
             ("sup_loewex_hard", "loeweX recipe, hard negatives"),
             ("sup_loewex_hard_seed1", "loeweX recipe, hard negatives, seed 1"), ("unsup_3x1000", "Adam"),
             ("unsup_loewex", "loeweX recipe"), ("unsup_4x2000_loewex", "loeweX recipe"), ("backprop_3x1000", "Adam"),
-            ("backprop_3x1000_wd", "Adam + weight decay"))
+            ("backprop_3x1000_wd", "Adam + weight decay"),
+            ("backprop_3x1000_tuned", "Adam, cosine lr, weight decay chosen on validation"))
     for name, recipe in runs:
         if not (REPO / f"hw2_mlp/results/ff_{name}.json").exists():
             continue

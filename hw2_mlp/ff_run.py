@@ -46,10 +46,6 @@ written; Ctrl-C gives one line and exit code 130, and the same command resumes.
 """
 from __future__ import annotations
 
-import os
-import platform
-import shlex
-import sys
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -57,10 +53,10 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from common import (TensorBatches, TensorSplit, cache_dir, evaluate, fit, load_dataset, seed_everything,
+from common import (TensorBatches, TensorSplit, cache_dir, evaluate, fit, load_dataset, machine, seed_everything,
                     torch_threads)
-from common.cli import (Parser, add_standard_args, check_choice, check_positive, check_writable, exit_process,
-                        parse_widths, run_cli, standard_settings)
+from common.cli import (Parser, add_standard_args, check_choice, check_out_file, check_positive, check_writable,
+                        command_line, exit_process, parse_widths, run_cli, standard_settings)
 from common.errors import UsageError
 from common.io import write_json_atomic
 
@@ -79,6 +75,7 @@ LOEWEX = {"architecture": "784-1000-1000-1000 ReLU, peer normalisation 0.03", "e
           "supervised_test_error": 0.0145}
 TARGETS = {"supervised_test_error": 0.014, "unsupervised_test_error": 0.016}  # issue #19
 EXPERIMENTS = ("supervised", "unsupervised", "backprop")
+SCHEDULES = ("constant", "cosine")
 
 
 @dataclass(frozen=True)
@@ -111,12 +108,15 @@ class FFRunConfig:
     probe_optimizer: str = "adam"
     probe_weight_decay: float = 0.0
     baseline_weight_decay: float = 0.0  # the backprop baseline's (Adam, coupled L2 like the FF recipe's SGD)
+    baseline_schedule: str = "constant"  # or "cosine": the baseline's lr annealed to 0 over its epochs
+    standardize: bool = False  # pixels as (x - mean) / std of the training pixels (loeweX's input), not [0, 1]
 
 
 # Fields added after the long runs' checkpoints were written: left out of a checkpoint's key while they keep
 # these defaults (so those checkpoints still resume); any other value is keyed like every other setting.
 ADDED_RUN_SETTINGS = field_defaults(FFRunConfig, "optimizer", "weight_decay", "full_grad", "probe_optimizer",
-                                    "probe_weight_decay", "baseline_weight_decay")
+                                    "probe_weight_decay", "baseline_weight_decay", "baseline_schedule",
+                                    "standardize")
 # loeweX/Forward-Forward's config.yaml and model (its linear classifier is trained alongside the net with SGD
 # lr 1e-2 / weight decay 3e-3; here it is trained afterwards with the same rule), and the same as flags
 LOEWEX_SETTINGS = {"hidden": (1000, 1000, 1000), "sup_epochs": 100, "unsup_epochs": 100, "optimizer": "sgd",
@@ -146,14 +146,20 @@ QUICK_PROBE_IMAGES = 10_000
 
 def load_mnist(config: FFRunConfig, root: Path | None = None) -> tuple[TensorSplit, TensorSplit, TensorSplit]:
     """(train, val, test) MNIST from ``root`` (default ``$DLHW_DATA``); with ``merge_val`` the validation
-    images are in train and ``val`` is empty."""
+    images are in train and ``val`` is empty. With ``standardize`` every split is shifted and scaled by the
+    mean and standard deviation of the training pixels (the label pixels are written over them later)."""
     splits = load_dataset("mnist", root=root, limit_train=config.limit_train, limit_test=config.limit_test,
                           seed=config.seed)
     train, val = splits.train, splits.val
     if config.merge_val:
         train = TensorSplit(torch.cat([train.X, val.X]), torch.cat([train.y, val.y]), train.classes, train.name)
         val = val.head(0)
-    return train, val, splits.test
+    test = splits.test
+    if config.standardize:
+        mean, std = train.X.mean(), train.X.std()
+        train, val, test = (TensorSplit((split.X - mean) / std, split.y, split.classes, split.name)
+                            for split in (train, val, test))
+    return train, val, test
 
 
 def _train_config(config: FFRunConfig, num_epochs: int) -> FFTrainConfig:
@@ -277,12 +283,15 @@ def run_backprop(train: TensorSplit, test: TensorSplit, config: FFRunConfig, dev
                  val: TensorSplit | None = None, checkpoint_dir: Path | None = None,
                  on_epoch=None) -> tuple[list[dict], dict]:
     """The same architecture with a softmax head, trained end to end by backprop (Adam, cross-entropy, weight
-    decay ``config.baseline_weight_decay``); validation (test when there is none) scores every epoch.
+    decay ``config.baseline_weight_decay``, learning rate constant or cosine-annealed to zero by the last epoch
+    as ``config.baseline_schedule`` says); validation (test when there is none) scores every epoch.
     Checkpointed every epoch in ``checkpoint_dir`` (resumed by :func:`common.fit`); ``on_epoch(record)`` after
     every epoch."""
     seed_everything(config.seed)
     model = backprop_mlp((train.X[0].numel(),) + config.hidden).to(device)
     optimizer = make_optimizer(model.parameters(), "adam", config.lr, weight_decay=config.baseline_weight_decay)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.baseline_epochs) \
+        if config.baseline_schedule == "cosine" and config.baseline_epochs else None
     batches = TensorBatches(train.X, train.y, config.batch_size, device=device, seed=config.seed)
     monitor = val if val is not None and len(val) else test
     monitor_batches = TensorBatches(monitor.X, monitor.y, 4096, shuffle=False, device=device)
@@ -290,8 +299,8 @@ def run_backprop(train: TensorSplit, test: TensorSplit, config: FFRunConfig, dev
         if checkpoint_dir else None
     tic = time.perf_counter()
     history = fit(model, optimizer, batches, num_epochs=config.baseline_epochs, val_batches=monitor_batches,
-                  loss_fn=F.cross_entropy, progress=False, desc="backprop", checkpoint_path=path,
-                  callbacks=[on_epoch] if on_epoch is not None else ())
+                  loss_fn=F.cross_entropy, scheduler=scheduler, progress=False, desc="backprop",
+                  checkpoint_path=path, callbacks=[on_epoch] if on_epoch is not None else ())
     seconds = sum(r.get("seconds", 0.0) for r in history.records) or time.perf_counter() - tic
     results = {"epochs": config.baseline_epochs, "wall_seconds": seconds,
                "examples_per_s": len(train) * config.baseline_epochs / max(seconds, 1e-9),
@@ -303,24 +312,6 @@ def run_backprop(train: TensorSplit, test: TensorSplit, config: FFRunConfig, dev
         metrics = evaluate(model, TensorBatches(split.X, split.y, 4096, shuffle=False, device=device))
         results[f"{name}_error"], results[f"{name}_loss"] = 1.0 - metrics["acc"], metrics["loss"]
     return history.records, results
-
-
-def hardware(device) -> dict:
-    """Where the numbers were measured: device, CPU model and count, threads, load when the run started."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                   if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    info = {"device": str(device), "cpu": cpu, "cpu_count": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
-            "python": platform.python_version()}
-    if hasattr(os, "getloadavg"):
-        info["load_average_at_start"] = round(os.getloadavg()[0], 2)  # > cpu_count: the machine was shared
-    if device.type == "cuda":
-        info["gpu"] = torch.cuda.get_device_name(device)
-    return info
 
 
 def _targets_met(out: dict) -> dict:
@@ -354,7 +345,7 @@ def run(config: FFRunConfig, profile: str, checkpoint_dir: Path | None = None, c
     """The experiments ``only`` of one profile; returns the JSON-ready results (also written to ``out``
     after every epoch, marked partial, and at the end)."""
     device = device or torch.device("cpu")
-    machine = hardware(device)
+    where = machine(device)
     tic = time.perf_counter()
     train, val, test = load_mnist(config, data_root)
     result = {
@@ -363,7 +354,7 @@ def run(config: FFRunConfig, profile: str, checkpoint_dir: Path | None = None, c
                  "val_images": len(val), "test_images": len(test),
                  "val": "stratified 10 % of the official training set, seed 0; used for choices, not trained on"
                         if len(val) else "merged into train"},
-        "hardware": machine, "paper": PAPER, "loewex": LOEWEX, "targets": TARGETS, "partial": True,
+        "hardware": where, "paper": PAPER, "loewex": LOEWEX, "targets": TARGETS, "partial": True,
     }
 
     def save():
@@ -415,6 +406,8 @@ def build_parser() -> Parser:
     parser.add_argument("--unsup-epochs", type=int)
     parser.add_argument("--baseline-epochs", type=int, help="0 skips the backprop baseline")
     parser.add_argument("--baseline-weight-decay", type=float, help="the backprop baseline's weight decay (default 0)")
+    parser.add_argument("--baseline-schedule",
+                        help="the backprop baseline's learning rate: constant (default) or cosine (annealed to 0)")
     parser.add_argument("--probe-epochs", type=int, help="epochs of the linear classifiers")
     parser.add_argument("--lr", type=float)
     parser.add_argument("--batch-size", type=int)
@@ -429,6 +422,8 @@ def build_parser() -> Parser:
     parser.add_argument("--probe-lr", type=float, help="learning rate of the linear classifiers")
     parser.add_argument("--probe-optimizer", help="adam (default) or sgd: the linear classifiers' update rule")
     parser.add_argument("--probe-weight-decay", type=float, help="the linear classifiers' weight decay")
+    parser.add_argument("--standardize", type=int, choices=(0, 1),
+                        help="1: pixels standardised by the training pixels' mean and std (default 0: [0, 1])")
     parser.add_argument("--limit-train", type=int)
     parser.add_argument("--limit-test", type=int)
     parser.add_argument("--merge-val", type=int, choices=(0, 1), help="1: train on all 60k training images")
@@ -459,9 +454,9 @@ def config_from_args(args) -> tuple[str, FFRunConfig]:
     names = ("sup_epochs", "unsup_epochs", "baseline_epochs", "probe_epochs", "lr", "batch_size", "negatives",
              "theta_per_unit", "label_value", "peer_norm", "limit_train", "limit_test", "test_every",
              "quick_probe_every", "seed", "optimizer", "weight_decay", "probe_lr", "probe_optimizer",
-             "probe_weight_decay", "baseline_weight_decay")
+             "probe_weight_decay", "baseline_weight_decay", "baseline_schedule")
     overrides = {k: getattr(args, k) for k in names if getattr(args, k, None) is not None}
-    for flag in ("merge_val", "full_grad"):
+    for flag in ("merge_val", "full_grad", "standardize"):
         if getattr(args, flag, None) is not None:
             overrides[flag] = bool(getattr(args, flag))
     if args.hidden:
@@ -488,6 +483,7 @@ def config_from_args(args) -> tuple[str, FFRunConfig]:
     check_choice("--negatives", config.negatives, ("random", "hard"))
     check_choice("--optimizer", config.optimizer, OPTIMIZERS)
     check_choice("--probe-optimizer", config.probe_optimizer, OPTIMIZERS)
+    check_choice("--baseline-schedule", config.baseline_schedule, SCHEDULES)
     return profile, config
 
 
@@ -501,10 +497,8 @@ def _main(argv: list[str] | None) -> int:
     checkpoint_dir = args.checkpoint_dir or cache_dir("ff_checkpoints", create=False)  # made on first save
     check_writable(checkpoint_dir, "--checkpoint-dir")
     if args.out is not None:
-        check_writable(args.out)
-        if args.out.is_dir():
-            raise UsageError(f"--out {args.out} is a folder; give a file name such as {args.out}/ff.json.")
-    command = f"{PROG} " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+        check_out_file(args.out, "ff.json")
+    command = command_line(PROG, argv)
     with torch_threads(settings.threads):
         results = run(config, profile, checkpoint_dir, command, only=only, device=settings.device,
                       data_root=settings.data_root, out=args.out)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from common import cache_dir, torch_threads
+from common import cache_dir, cpu_name, torch_threads
 from common.cli import (Parser, add_standard_args, check_choice, check_positive, check_writable, exit_process,
                         run_cli, standard_settings)
 from common.errors import DataNotFoundError, UsageError
@@ -176,7 +176,8 @@ def run(settings, plan: fx.Plan, stages, out: Path, ckpt: Path, log=print, comma
                  "the official 10,000 test images (subsets of each where the plan says so)",
         "results": results, "compute_seconds": round(compute_s, 1),
         "this_invocation_seconds": round(time.perf_counter() - tic, 1),
-        "cpu": _cpu_name(), "threads": torch.get_num_threads(), "device": str(settings.device),
+        "cpu": f"{cpu_name()} ({os.cpu_count()} logical CPUs)", "threads": torch.get_num_threads(),
+        "device": str(settings.device),
         "torch": torch.__version__, "python": platform.python_version(),
         "command": command,
     }
@@ -187,16 +188,6 @@ def run(settings, plan: fx.Plan, stages, out: Path, ckpt: Path, log=print, comma
             f"test {best['test_acc']:.4f}")
     log(f"wrote {out}")
     return record
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return f"{line.split(':', 1)[1].strip()} ({os.cpu_count()} logical CPUs)"
-    except OSError:
-        pass
-    return f"{platform.processor() or platform.machine()} ({os.cpu_count()} logical CPUs)"
 
 
 def _main(argv) -> int:

@@ -44,6 +44,13 @@ ENTRY_POINTS: dict[str, dict[str, tuple[list[str], tuple[str, ...]]]] = {
         "missing data": (["--data-root", EMPTY], ("MNIST",)),
         "unwritable output": (["--out", BLOCKED], ("--out",)),
     },
+    "hw2_mlp.ff_baseline": {
+        "bad value": (["--decays", "0,-1"], ("--decays",)),
+        "bogus profile": (["--profile", "bogus"], ("profile",)),
+        "bad device": (["--device", "tpu"], ("device",)),
+        "missing data": (["--data-root", EMPTY], ("MNIST",)),
+        "unwritable output": (["--out", BLOCKED], ("--out",)),
+    },
     "hw2_cnn.train_cifar": {
         "bad value": (["--epochs", "-1"], ("--epochs",)),
         "unknown dataset": (["--dataset", "imagenet"], ("--dataset",)),

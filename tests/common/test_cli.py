@@ -201,3 +201,18 @@ def test_parse_widths_takes_a_comma_list_of_positive_integers():
     for bad, match in (("1000,x", "comma-separated"), ("", "comma-separated"), ("8,0", "positive")):
         with pytest.raises(UsageError, match=match):
             parse_widths("--hidden", bad)
+
+
+def test_command_line_quotes_what_the_shell_would_split():
+    from common import command_line
+    line = command_line("python -m pkg.run", ["--out", "my results/a.json", "--lr", "1e-3"])
+    assert line == "python -m pkg.run --out 'my results/a.json' --lr 1e-3"
+    assert command_line("prog", []) == "prog"
+
+
+def test_check_out_file_refuses_a_folder_and_names_a_file(tmp_path):
+    from common import check_out_file
+    assert check_out_file(tmp_path / "new" / "a.json", "a.json") == tmp_path / "new" / "a.json"
+    assert not (tmp_path / "new").exists()  # nothing created
+    with pytest.raises(UsageError, match=r"is a folder; give a file name such as .*b\.json"):
+        check_out_file(tmp_path, "b.json")

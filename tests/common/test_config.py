@@ -87,3 +87,14 @@ def test_run_cli_flushes_subnormals_while_the_job_runs():
     assert run_cli(lambda argv: seen.append(_subnormal_survives()), [], prog="job") == 0
     assert seen == [not supported]
     assert _subnormal_survives()  # and gives the caller its IEEE arithmetic back
+
+
+def test_machine_describes_where_a_number_was_measured():
+    from common import machine, machine_text
+    info = machine("cpu")
+    assert info["device"] == "cpu" and info["cpu"] and info["cpu_count"] >= 1 and "gpu" not in info
+    assert info["torch"] == torch.__version__ and info["torch_threads"] == torch.get_num_threads()
+    with torch_threads(1):
+        assert machine()["torch_threads"] == 1
+    text = machine_text(dict(info, load_average_at_start=1.5))
+    assert text == f"torch {torch.__version__}, {info['cpu_count']} CPU cores, {info['cpu']}, load 1.50"

@@ -2,6 +2,7 @@
 import json
 
 import pytest
+import torch
 
 import hw2_mlp.ff_run as ff_run
 from hw2_mlp.ff_run import main
@@ -117,3 +118,29 @@ def test_backprop_baseline_is_checkpointed_and_resumed(data, tmp_path):
     assert len(list(ck.glob("ff_backprop_*.pt"))) == 2
     c = json.loads((tmp_path / "c.json").read_text())
     assert c["config"]["baseline_weight_decay"] == 0.1 and c["backprop"]["train_loss"] != a["train_loss"]
+
+
+def test_cosine_schedule_anneals_the_baseline_to_zero_in_its_own_checkpoint(data, tmp_path):
+    ck = tmp_path / "ck"
+    argv = TINY + ["--only", "backprop", "--baseline-epochs", "3", "--checkpoint-dir", str(ck)]
+    assert main(argv + ["--out", str(tmp_path / "a.json")]) == 0
+    assert main(argv + ["--baseline-schedule", "cosine", "--out", str(tmp_path / "b.json")]) == 0
+    assert len(list(ck.glob("ff_backprop_*.pt"))) == 2
+    a, b = (json.loads((tmp_path / f"{n}.json").read_text())["backprop"] for n in "ab")
+    assert [r["lr"] for r in a["history"]] == [pytest.approx(3e-3)] * 3  # the quick profile's lr, constant
+    lrs = [r["lr"] for r in b["history"]]  # the lr each epoch trained with: 3e-3 * (1 + cos(pi t / 3)) / 2
+    assert lrs == [pytest.approx(3e-3), pytest.approx(2.25e-3), pytest.approx(0.75e-3)]
+
+
+def test_standardize_uses_the_training_pixels_statistics_for_every_split(data, tmp_path):
+    from hw2_mlp.ff_run import FFRunConfig, load_mnist
+    raw = load_mnist(FFRunConfig(limit_train=600, limit_test=300))
+    std = load_mnist(FFRunConfig(limit_train=600, limit_test=300, standardize=True))
+    mean, scale = raw[0].X.mean(), raw[0].X.std()
+    assert abs(float(std[0].X.mean())) < 1e-5 and abs(float(std[0].X.std()) - 1) < 1e-4
+    for r, s in zip(raw, std):  # validation and test: the training statistics, not their own
+        assert torch.allclose(s.X, (r.X - mean) / scale) and torch.equal(s.y, r.y)
+    argv = TINY + ["--only", "supervised", "--checkpoint-dir", str(tmp_path / "ck")]
+    assert main(argv + ["--standardize", "1", "--out", str(tmp_path / "s.json")]) == 0
+    res = json.loads((tmp_path / "s.json").read_text())
+    assert res["config"]["standardize"] is True and 0 <= res["supervised"]["test_error"] <= 1

@@ -223,7 +223,8 @@ def test_the_loewex_recipe_flags_reach_the_config_and_bad_values_are_refused():
     for bad, match in ((["--optimizer", "rmsprop"], "--optimizer"), (["--weight-decay", "-1"], "--weight-decay"),
                        (["--probe-optimizer", "lbfgs"], "--probe-optimizer"), (["--probe-lr", "0"], "--probe-lr"),
                        (["--probe-weight-decay", "nan"], "--probe-weight-decay"),
-                       (["--baseline-weight-decay", "-1e-4"], "--baseline-weight-decay")):
+                       (["--baseline-weight-decay", "-1e-4"], "--baseline-weight-decay"),
+                       (["--baseline-schedule", "step"], "--baseline-schedule")):
         with pytest.raises(UsageError, match=match):
             config_from_args(parse_args(bad))
 
@@ -237,11 +238,12 @@ def test_settings_added_later_keep_old_checkpoint_names_only_at_their_defaults(t
     assert _keyed_config(FFRunConfig()) == old
     names = {checkpoint_file(tmp_path, "supervised", {"config": old})}
     for field, value in (("optimizer", "sgd"), ("weight_decay", 3e-4), ("full_grad", True),
-                         ("probe_optimizer", "sgd"), ("probe_weight_decay", 1e-3), ("baseline_weight_decay", 3e-4)):
+                         ("probe_optimizer", "sgd"), ("probe_weight_decay", 1e-3), ("baseline_weight_decay", 3e-4),
+                         ("baseline_schedule", "cosine"), ("standardize", True)):
         from dataclasses import replace
         names.add(checkpoint_file(tmp_path, "supervised", {"config": _keyed_config(replace(FFRunConfig(),
                                                                                             **{field: value}))}))
-    assert len(names) == 7  # every added setting, off its default, gives another checkpoint
+    assert len(names) == 9  # every added setting, off its default, gives another checkpoint
     net = FFNet((64, 8))
     assert set(ADDED_TRAIN_SETTINGS).isdisjoint(train_settings(net, "unsupervised", FFTrainConfig())["config"])
     assert train_settings(net, "unsupervised", FFTrainConfig(optimizer="sgd"))["config"]["optimizer"] == "sgd"
