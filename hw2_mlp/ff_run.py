@@ -19,7 +19,7 @@ named by a hash of every setting that changes the result)::
         --hidden 1000,1000,1000 --baseline-epochs 20 --lr 1e-3 --merge-val 1 --threads 1 --no-progress \
         --checkpoint-dir /work/runs/ff --out hw2_mlp/results/ff_backprop_3x1000.json
     # (the same baseline with the FF recipe's weight decay: --baseline-weight-decay 3e-4,
-    #  --out hw2_mlp/results/ff_backprop_3x1000_wd.json)
+    #  --out hw2_mlp/results/ff_backprop_3x1000_wd.json; tuned on validation: python -m hw2_mlp.ff_baseline)
 
     # the same net with loeweX's recipe (LOEWEX_RECIPE: SGD + momentum + weight decay, theta = D, label 1,
     # full-gradient ReLU, an SGD-trained one-pass classifier), 100 epochs like loeweX
@@ -35,6 +35,7 @@ named by a hash of every setting that changes the result)::
     DLHW_DATA=../shared/data python -m hw2_mlp.ff_run --only supervised --hidden 500,500 --limit-train 10000 \
         --limit-test 10000 --sup-epochs 6 --lr 1e-3 --probe-epochs 10 --test-every 6 --threads 1 \
         --theta 0.5 --label-value 1 --peer-norm 0.03 --negatives random --out hw2_mlp/results/ff_ablation_label1.json
+    # (the same with --label-value 3 --standardize 1: loeweX's standardised pixels, ff_ablation_standardize.json)
 
     # the paper's setting (4 x 2000, 60 epochs supervised, 100 unsupervised, Adam; hours on a CPU, minutes on a
     # GPU); the notebook's full profile instead uses the 3 x 1000 net with loeweX's recipe (loewex_recipe)
