@@ -184,6 +184,15 @@ def _data_settings(config: FFRunConfig, train: TensorSplit) -> dict:
             "train_images": len(train), "seed": config.seed}
 
 
+def _training_summary(history, train_images: int, path: Path | None) -> dict:
+    """Epochs, training and evaluation seconds, training images per second, and the checkpoint of one FF run."""
+    train_seconds = sum(r["seconds"] for r in history.records)
+    return {"epochs": len(history), "train_seconds": train_seconds,
+            "eval_seconds": sum(r.get("eval_seconds", 0.0) for r in history.records),
+            "examples_per_s": train_images * len(history) / max(train_seconds, 1e-9),
+            "checkpoint": str(path) if path else None}
+
+
 def run_supervised(train: TensorSplit, test: TensorSplit, config: FFRunConfig, device,
                    checkpoint_dir: Path | None, log=print, val: TensorSplit | None = None,
                    on_epoch=None) -> tuple[SupervisedFF, list[dict], dict]:
@@ -199,11 +208,7 @@ def run_supervised(train: TensorSplit, test: TensorSplit, config: FFRunConfig, d
         if checkpoint_dir else None
     history = train_ff(net, train, train_config, mode="supervised", val=val, test=test, checkpoint_path=path,
                        settings=settings, log=log, after_epoch=on_epoch)
-    train_seconds = sum(r["seconds"] for r in history.records)
-    results = {"epochs": len(history), "train_seconds": train_seconds,
-               "eval_seconds": sum(r.get("eval_seconds", 0.0) for r in history.records),
-               "examples_per_s": len(train) * len(history) / max(train_seconds, 1e-9),
-               "checkpoint": str(path) if path else None}
+    results = _training_summary(history, len(train), path)
     scored = {"train": train.head(min(len(train), 10_000), config.seed), "test": test}
     if val is not None and len(val):
         scored["val"] = val
@@ -262,12 +267,8 @@ def run_unsupervised(train: TensorSplit, test: TensorSplit, config: FFRunConfig,
 
     history = train_ff(net, train, train_config, mode="unsupervised", checkpoint_path=path, settings=settings,
                        log=log, on_epoch=epoch_probe, after_epoch=on_epoch)
-    train_seconds = sum(r["seconds"] for r in history.records)
     net.eval()  # inference mode from here on: only the linear classifier learns
-    results = {"epochs": len(history), "train_seconds": train_seconds,
-               "eval_seconds": sum(r.get("eval_seconds", 0.0) for r in history.records),
-               "examples_per_s": len(train) * len(history) / max(train_seconds, 1e-9),
-               "checkpoint": str(path) if path else None}
+    results = _training_summary(history, len(train), path)
     for name, split in {"train": train.head(min(len(train), 10_000), config.seed), "test": test}.items():
         pos, neg = fixed_pair(net, "unsupervised", split, train_config, seed=config.seed + 10)
         results[f"{name}_ff_loss"] = ff_losses(net, pos, neg)
