@@ -94,6 +94,8 @@ def forward_forward() -> str:
             continue
         d = _load(f"hw2_mlp/results/ff_{name}.json")
         key = d["experiments"][0]
+        if key not in d:  # a baseline sweep still scoring its candidates: no final run yet
+            continue
         run = d[key]
         arch = "784-" + "-".join(str(h) for h in d["config"]["hidden"])
         label = f"{key}, {recipe}" if key == "backprop" else f"{key} FF, {recipe}"
