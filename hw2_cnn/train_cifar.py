@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 from common import (DATASETS, Parser, UsageError, add_standard_args, cache_dir, check_choice, check_positive,
-                    check_writable, markdown_table, exit_process, run_cli, standard_settings, torch_threads, write_json_atomic)
+                    check_writable, command_line, markdown_table, exit_process, run_cli, standard_settings, torch_threads, write_json_atomic)
 
 from .architectures import VARIANTS
 from .flops import throughput
@@ -116,7 +116,7 @@ def record(config: TrainConfig, history, static: dict, argv: list[str], threads:
     seconds = sum(r["seconds"] for r in records)
     out = {"status": "complete" if result is not None else "partial",
            "model": config.model, "dataset": config.dataset, "variant": config.variant,
-           "settings": config.settings(), "threads": threads, "command": f"{PROG} " + " ".join(argv),
+           "settings": config.settings(), "threads": threads, "command": command_line(PROG, argv),
            "data": static["data"], "params": static["params"], "flops_per_image": static["flops"],
            "epochs_planned": config.num_epochs, "epochs_done": len(records), "curves": records,
            "train_seconds": seconds,

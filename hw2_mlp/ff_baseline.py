@@ -27,7 +27,7 @@ from common.cli import check_out_file, check_writable, command_line, exit_proces
 from common.errors import UsageError
 from common.io import write_json_atomic
 
-from .ff_run import PAPER, build_parser, config_from_args, load_mnist, run_backprop
+from .ff_run import PAPER, build_parser, config_from_args, follow_epochs, load_mnist, run_backprop
 
 PROG = "python -m hw2_mlp.ff_baseline"
 RULE = "lowest validation error (ties: the smaller decay), then trained on all training images and tested once"
@@ -77,22 +77,12 @@ def run(config, decays: tuple[float, ...], profile: str, *, checkpoint_dir: Path
         if out is not None:
             write_json_atomic(out, result)
 
-    def follow(into: dict, planned: int):
-        seen = []
-
-        def on_epoch(record):
-            seen.append(dict(record))
-            into.update({"partial": True, "epochs_done": record["epoch"], "epochs_planned": planned,
-                         "history": list(seen)})
-            save()
-        return on_epoch
-
     for decay in decays:
         row = {"baseline_weight_decay": decay}
         candidates.append(row)
         history, scores = run_backprop(train, val, replace(sweep, baseline_weight_decay=decay), device, val=val,
                                        checkpoint_dir=checkpoint_dir,
-                                       on_epoch=follow(row, config.baseline_epochs))
+                                       on_epoch=follow_epochs(row, config.baseline_epochs, save))
         # the candidate's test score is never computed: run_backprop's "test" here is the validation split
         row.update({"partial": False, "epochs_done": len(history), "history": history,
                     "val_error": scores["val_error"], "val_loss": scores["val_loss"],
@@ -106,7 +96,7 @@ def run(config, decays: tuple[float, ...], profile: str, *, checkpoint_dir: Path
     result["data"]["train_images"] = len(full_train)
     result["backprop"] = {}
     history, scores = run_backprop(full_train, test, final, device, checkpoint_dir=checkpoint_dir,
-                                   on_epoch=follow(result["backprop"], final.baseline_epochs))
+                                   on_epoch=follow_epochs(result["backprop"], final.baseline_epochs, save))
     result["backprop"] = {**scores, "partial": False, "history": history}
     result["partial"] = False
     save()

@@ -316,6 +316,19 @@ def run_backprop(train: TensorSplit, test: TensorSplit, config: FFRunConfig, dev
     return history.records, results
 
 
+def follow_epochs(into: dict, planned: int, save):
+    """An ``on_epoch`` callback for :func:`run_backprop` that keeps ``into`` as the partial results section
+    (epochs done and planned, the history so far) and calls ``save()`` after every epoch."""
+    seen = []
+
+    def on_epoch(record):
+        seen.append(dict(record))
+        into.update({"partial": True, "epochs_done": record["epoch"], "epochs_planned": planned,
+                     "history": list(seen)})
+        save()
+    return on_epoch
+
+
 def _targets_met(out: dict) -> dict:
     met = {}
     for name in ("supervised", "unsupervised"):
@@ -382,16 +395,9 @@ def run(config: FFRunConfig, profile: str, checkpoint_dir: Path | None = None, c
         result["unsupervised"] = {**unsup, "partial": False, "history": _slim(history)}
         save()
     if "backprop" in only and config.baseline_epochs:
-        seen = []
-
-        def backprop_epoch(record):
-            seen.append(dict(record))
-            result["backprop"] = {"partial": True, "epochs_done": record["epoch"],
-                                  "epochs_planned": config.baseline_epochs, "history": list(seen)}
-            save()
-
+        result["backprop"] = {}
         history, bp = run_backprop(train, test, config, device, val=val, checkpoint_dir=checkpoint_dir,
-                                   on_epoch=backprop_epoch)
+                                   on_epoch=follow_epochs(result["backprop"], config.baseline_epochs, save))
         result["backprop"] = {**bp, "partial": False, "history": history}
     result["partial"] = False
     save()

@@ -18,15 +18,14 @@ from __future__ import annotations
 import dataclasses
 import os
 import platform
-import sys
 import time
 from pathlib import Path
 
 import torch
 
 from common import cache_dir, cpu_name, torch_threads
-from common.cli import (Parser, add_standard_args, check_choice, check_positive, check_writable, exit_process,
-                        run_cli, standard_settings)
+from common.cli import (Parser, add_standard_args, check_choice, check_positive, check_writable, command_line,
+                        exit_process, run_cli, standard_settings)
 from common.errors import DataNotFoundError, UsageError
 from common.io import read_json, settings_key, write_json_atomic
 
@@ -199,7 +198,7 @@ def _main(argv) -> int:
             print(f"finalist {only_finalist} trained; rerun without --only-finalist to write the record")
             return 0
         run(settings, plan, stages, out, ckpt, log=lambda m: print(m, flush=True),
-            command=" ".join([PROG, *(sys.argv[1:] if argv is None else argv)]))
+            command=command_line(PROG, argv))
     return 0
 
 
